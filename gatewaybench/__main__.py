@@ -1,0 +1,3 @@
+from gatewaybench.cli import main
+
+raise SystemExit(main())

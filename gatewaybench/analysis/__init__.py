@@ -1,0 +1,1 @@
+"""Pure functions from raw records on disk to figures: nothing here starts or stops anything."""

@@ -1,0 +1,117 @@
+"""Read and merge the per-process records a Locust step wrote (see loadtests/recording.py)."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+from gatewaybench.analysis.histogram import Histogram
+
+TASK_KEY = "__task__"  # must match loadtests.recording.TASK_KEY
+CONTROL_ROLES = ("local", "master")  # processes whose timeline defines the step
+
+
+@dataclass
+class ProcessRecord:
+    role: str
+    pid: int
+    events: dict[str, float]
+    votes: Counter[str]
+    cpu: list[tuple[float, float]]
+    errors: list[dict[str, Any]]
+    seconds: dict[int, dict[str, dict[str, Any]]]
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ProcessRecord:
+        return cls(
+            role=str(data["role"]),
+            pid=int(data["pid"]),
+            events={k: float(v) for k, v in data.get("events", {}).items()},
+            votes=Counter({k: int(v) for k, v in data.get("votes", {}).items()}),
+            cpu=[(float(t), float(c)) for t, c in data.get("cpu", [])],
+            errors=list(data.get("errors", [])),
+            seconds={int(s): names for s, names in data.get("seconds", {}).items()},
+        )
+
+    def cpu_at(self, t: float) -> float:
+        """CPU seconds used by time t, interpolated between samples."""
+        samples = self.cpu
+        if not samples:
+            return math.nan
+        if t <= samples[0][0]:
+            return samples[0][1]
+        for (t0, c0), (t1, c1) in pairwise(samples):
+            if t0 <= t <= t1:
+                return c0 + (c1 - c0) * ((t - t0) / (t1 - t0) if t1 > t0 else 0.0)
+        return samples[-1][1]
+
+    @property
+    def generates_load(self) -> bool:
+        return self.role != "master"
+
+
+@dataclass
+class StepRecords:
+    processes: list[ProcessRecord] = field(default_factory=list)
+
+    @property
+    def control(self) -> ProcessRecord | None:
+        for p in self.processes:
+            if p.role in CONTROL_ROLES:
+                return p
+        return None
+
+    def votes(self) -> Counter[str]:
+        total: Counter[str] = Counter()
+        for p in self.processes:
+            total.update(p.votes)
+        return total
+
+    def window_histogram(self, start: int, end: int, names: set[str] | None = None) -> Histogram:
+        """Completions stamped in seconds [start, end), over all request names or `names`."""
+        hist = Histogram()
+        for p in self.processes:
+            for second, per_name in p.seconds.items():
+                if not start <= second < end:
+                    continue
+                for name, bucket in per_name.items():
+                    if name == TASK_KEY or (names is not None and name not in names):
+                        continue
+                    hist.merge(Histogram.from_json(bucket.get("hist", {})))
+        return hist
+
+    def window_counts(self, start: int, end: int) -> dict[str, Counter[str]]:
+        """Per request name (and TASK_KEY): count and failures in seconds [start, end)."""
+        out: dict[str, Counter[str]] = {}
+        for p in self.processes:
+            for second, per_name in p.seconds.items():
+                if start <= second < end:
+                    for name, bucket in per_name.items():
+                        c = out.setdefault(name, Counter())
+                        c["count"] += int(bucket.get("count", 0))
+                        c["failures"] += int(bucket.get("failures", 0))
+        return out
+
+    def errors(self) -> Counter[tuple[str, str]]:
+        total: Counter[tuple[str, str]] = Counter()
+        for p in self.processes:
+            for e in p.errors:
+                total[(str(e["name"]), str(e["error"]))] += int(e["count"])
+        return total
+
+    def last_second(self) -> int | None:
+        seconds = [s for p in self.processes for s in p.seconds]
+        return max(seconds) if seconds else None
+
+
+def read_step_records(directory: Path) -> StepRecords:
+    """All complete record files of a step; a missing directory yields an empty result."""
+    records = StepRecords()
+    for path in sorted(directory.glob("record-*.json")):
+        records.processes.append(ProcessRecord.from_json(json.loads(path.read_text())))
+    return records

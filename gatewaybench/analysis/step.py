@@ -1,0 +1,181 @@
+"""One step's figures from its records: the steady window, counts, percentiles, validity, audit.
+
+Validity is decided here and nowhere else, so every table and report shows the same verdict:
+a step is valid only when its window was fully measured (warm-up excluded, not truncated), the
+load generator was not the bottleneck, and Little's law says the generator held its users.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from gatewaybench.analysis.records import TASK_KEY, StepRecords
+
+GEN_CPU_LIMIT_PCT = 80.0  # per generating process (each Locust process uses one core at most)
+LITTLE_TOLERANCE_PCT = 15.0
+PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
+
+STEP_COLUMNS = (
+    "server", "interface", "users", "status", "window_s", "window_start", "requests",
+    "failures", "fail_pct", "rps", "ok_rps", "mean_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms",
+    "p999_ms", "max_ms", "votes_attempted", "votes_ok", "votes_db", "votes_inflight", "drained",
+    "integrity", "gen_processes", "gen_cpu_pct", "littles_users", "littles_err_pct", "valid",
+    "invalid_reason", "locust_exit",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class StepContext:
+    server: str
+    interface: str
+    users: int
+    warmup_s: float
+    window_s: int
+    think_mean_s: float
+    votes_db: int | None
+    locust_exit: int | None
+
+
+@dataclass
+class StepRow:
+    server: str
+    interface: str
+    users: int
+    status: str = "ok"  # "ok": Locust ran to the end of its window; "failed": it did not
+    window_s: int = 0
+    window_start: int = 0
+    requests: int = 0
+    failures: int = 0
+    fail_pct: float = math.nan
+    rps: float = math.nan
+    ok_rps: float = math.nan
+    mean_ms: float = math.nan
+    p50_ms: float = math.nan
+    p90_ms: float = math.nan
+    p95_ms: float = math.nan
+    p99_ms: float = math.nan
+    p999_ms: float = math.nan
+    max_ms: float = math.nan
+    votes_attempted: int = 0
+    votes_ok: int = 0
+    votes_db: int | None = None
+    votes_inflight: int = 0
+    drained: bool = False
+    integrity: str = ""
+    gen_processes: int = 0
+    gen_cpu_pct: float = math.nan
+    littles_users: float = math.nan
+    littles_err_pct: float = math.nan
+    valid: bool = False
+    invalid_reason: str = ""
+    locust_exit: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def window_bounds(spawning_complete: float, warmup_s: float, window_s: int) -> tuple[int, int]:
+    """Whole seconds [start, end): warm-up runs from the last spawn to the next full second."""
+    start = math.ceil(spawning_complete + warmup_s)
+    return start, start + window_s
+
+
+def analyse_step(records: StepRecords, ctx: StepContext) -> StepRow:
+    row = StepRow(ctx.server, ctx.interface, ctx.users, window_s=ctx.window_s)
+    row.locust_exit = ctx.locust_exit
+    row.votes_db = ctx.votes_db
+    _audit(records, row)
+    control = records.control
+    if control is None or "spawning_complete" not in control.events:
+        row.status = "failed"
+        row.invalid_reason = "load generator did not reach its user count (no records)"
+        return row
+    start, end = window_bounds(control.events["spawning_complete"], ctx.warmup_s, ctx.window_s)
+    row.window_start = start
+    _figures(records, row, start, end)
+    _generator(records, row, start, end)
+    _littles_law(records, row, start, end, ctx.think_mean_s)
+    reasons = _invalid_reasons(records, row, end)
+    row.valid = not reasons
+    row.invalid_reason = "; ".join(reasons)
+    return row
+
+
+def _figures(records: StepRecords, row: StepRow, start: int, end: int) -> None:
+    counts = records.window_counts(start, end)
+    requests = sum(c["count"] for name, c in counts.items() if name != TASK_KEY)
+    failures = sum(c["failures"] for name, c in counts.items() if name != TASK_KEY)
+    hist = records.window_histogram(start, end)
+    row.requests, row.failures = requests, failures
+    row.fail_pct = 100 * failures / requests if requests else math.nan
+    row.rps = requests / row.window_s
+    row.ok_rps = (requests - failures) / row.window_s
+    row.mean_ms = hist.mean_ms()
+    row.max_ms = hist.max_ms()
+    for q, attr in zip(
+        PERCENTILES, ("p50_ms", "p90_ms", "p95_ms", "p99_ms", "p999_ms"), strict=True
+    ):
+        setattr(row, attr, hist.percentile_ms(q))
+
+
+def _audit(records: StepRecords, row: StepRow) -> None:
+    """Votes the client attempted and saw acknowledged vs what the database counted."""
+    votes = records.votes()
+    row.votes_attempted = votes["attempted"]
+    row.votes_ok = votes["acknowledged"]
+    finished = votes["acknowledged"] + votes["rejected"] + votes["lost"]
+    row.votes_inflight = max(0, row.votes_attempted - finished)
+    row.drained = bool(records.processes) and row.votes_inflight == 0
+    if row.votes_db is None:
+        row.integrity = "not measured"
+    elif row.drained and votes["lost"] == 0:
+        row.integrity = "exact" if row.votes_db == row.votes_ok else "DATA LOSS"
+    elif row.votes_ok <= row.votes_db <= row.votes_attempted:
+        row.integrity = "consistent (in flight or unanswered votes)"
+    else:
+        row.integrity = "DATA LOSS"
+
+
+def _generator(records: StepRecords, row: StepRow, start: int, end: int) -> None:
+    generating = [p for p in records.processes if p.generates_load]
+    row.gen_processes = len(generating)
+    used = sum(p.cpu_at(end) - p.cpu_at(start) for p in records.processes)
+    row.gen_cpu_pct = 100 * used / (end - start)
+
+
+def _littles_law(
+    records: StepRecords, row: StepRow, start: int, end: int, think_mean_s: float
+) -> None:
+    """Closed model: users = throughput x (response time + think time), over the window."""
+    seconds = end - start
+    busy_s = records.window_histogram(start, end).sum_us() / 1e6 / seconds
+    tasks = records.window_counts(start, end).get(TASK_KEY, Counter())["count"]
+    row.littles_users = busy_s + tasks / seconds * think_mean_s
+    row.littles_err_pct = 100 * abs(row.littles_users - row.users) / row.users
+
+
+def _invalid_reasons(records: StepRecords, row: StepRow, end: int) -> list[str]:
+    reasons = []
+    control = records.control
+    stopped = control.events.get("test_stopping") if control else None
+    if stopped is not None and stopped < end:
+        reasons.append(f"window truncated: Locust stopped {end - stopped:.1f} s early")
+    if row.requests == 0:
+        reasons.append("no requests completed in the window")
+    limit = GEN_CPU_LIMIT_PCT * max(1, row.gen_processes)
+    if row.gen_cpu_pct > limit:
+        reasons.append(
+            f"load generator saturated: {row.gen_cpu_pct:.0f}% CPU > {limit:.0f}% "
+            f"({row.gen_processes} process(es)); use --processes"
+        )
+    if row.littles_err_pct > LITTLE_TOLERANCE_PCT:
+        reasons.append(
+            f"Little's law off by {row.littles_err_pct:.0f}% (> {LITTLE_TOLERANCE_PCT:.0f}%): "
+            "the generator did not hold its users"
+        )
+    if row.integrity == "DATA LOSS":
+        reasons.append("votes acknowledged differ from votes counted in the database")
+    return reasons

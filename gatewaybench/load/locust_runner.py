@@ -1,0 +1,93 @@
+"""One step = one Locust process: spawn N users, warm up, measure the window, drain, exit.
+
+A fresh process per step means every step starts from the same client state, ends drained,
+and can be audited against the database on its own. Locust exits 1 whenever any request
+failed: that is a finished step, not a crash; a crash is a step without records.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from gatewaybench.spec import LoadSettings
+from gatewaybench.stack import process
+from gatewaybench.stack.net import LOOPBACK, free_port
+
+LOCUSTFILE = Path(__file__).resolve().parents[2] / "loadtests" / "locustfile.py"
+HARD_CAP_SLACK_S = 30  # --run-time backstop, in case the scenario's own stop never fires
+WAIT_SLACK_S = 60  # beyond run time + drain, the harness stops Locust itself
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    users: int
+    host_port: int
+    record_dir: Path
+    csv_prefix: Path
+    question_ids: tuple[int, ...]
+
+
+def run_time_cap_s(load: LoadSettings) -> int:
+    return math.ceil(load.ramp_s + load.warmup_s + load.window_s + 1) + HARD_CAP_SLACK_S
+
+
+def locust_argv(bin_dir: Path, load: LoadSettings, plan: StepPlan, master_port: int) -> list[str]:
+    argv = [
+        str(bin_dir / "locust"),
+        "-f", str(LOCUSTFILE),
+        "--headless",
+        "--host", f"http://{LOOPBACK}:{plan.host_port}",
+        "--users", str(plan.users),
+        "--spawn-rate", f"{load.spawn_rate(plan.users):g}",
+        "--run-time", f"{run_time_cap_s(load)}s",
+        "--stop-timeout", f"{load.stop_timeout_s:g}",
+        "--csv", str(plan.csv_prefix),
+        "--html", f"{plan.csv_prefix}.html",
+        "--only-summary",
+        "--loglevel", "INFO",
+    ]  # fmt: skip
+    if load.processes > 1:
+        # Locust's own master/worker distribution; the master listens on loopback only.
+        argv += [
+            "--processes", str(load.processes),
+            "--master-bind-host", LOOPBACK,
+            "--master-bind-port", str(master_port),
+        ]  # fmt: skip
+    return argv
+
+
+def locust_env(base: dict[str, str], load: LoadSettings, plan: StepPlan) -> dict[str, str]:
+    env = dict(base)
+    env.update(
+        {
+            "GB_RECORD_DIR": str(plan.record_dir),
+            "GB_QUESTION_IDS": ",".join(str(q) for q in plan.question_ids),
+            "GB_CLIENT_TIMEOUT_S": f"{load.client_timeout_s:g}",
+            "GB_WARMUP_S": f"{load.warmup_s:g}",
+            "GB_WINDOW_S": str(load.window_s),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return env
+
+
+def run_step(
+    bin_dir: Path, load: LoadSettings, plan: StepPlan, base_env: dict[str, str], log_path: Path
+) -> int | None:
+    """Run one step to its end. Returns Locust's exit code (None: it had to be stopped)."""
+    plan.record_dir.mkdir(parents=True, exist_ok=True)
+    proc = process.start(
+        f"locust ({plan.users} users)",
+        locust_argv(bin_dir, load, plan, free_port()),
+        log_path=log_path,
+        env=locust_env(base_env, load, plan),
+    )
+    try:
+        return proc.popen.wait(timeout=run_time_cap_s(load) + load.stop_timeout_s + WAIT_SLACK_S)
+    except subprocess.TimeoutExpired:
+        return None
+    finally:
+        proc.stop(timeout_s=load.stop_timeout_s + 5)

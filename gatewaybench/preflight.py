@@ -1,0 +1,77 @@
+"""Everything that can be checked before anything starts: binaries, ports, limits.
+
+Errors here are usage errors (exit 2): the run directory has not been created yet.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+from dataclasses import dataclass
+from pathlib import Path
+
+from gatewaybench.errors import UsageError
+from gatewaybench.servers import REGISTRY
+from gatewaybench.spec import RunSpec
+from gatewaybench.stack import nginx, postgres
+from gatewaybench.stack.app import SAMPLE_APP_DIR, bin_dir
+from gatewaybench.stack.net import claim_port
+
+FDS_PER_USER = 2  # the client's socket, nginx's client-side socket (per worker process)
+FD_MARGIN = 256
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """What preflight found: binaries and ports, recorded in the manifest."""
+
+    pg_bins: postgres.Binaries
+    nginx_bin: Path
+    nginx_port: int
+    pg_port: int
+    app_port: int
+
+
+def check(spec: RunSpec) -> Resolved:
+    _check_python_tools(spec)
+    pg_bins = postgres.find_binaries()
+    nginx_bin = nginx.find_nginx()
+    postgres.run_as_user()  # raises if we are root with no unprivileged user
+    raise_fd_limit(max(spec.load.users))
+    ports = {
+        "--nginx-port": claim_port("--nginx-port", spec.nginx.port),
+        "--pg-port": claim_port("--pg-port", spec.postgres.port),
+        "--app-port": claim_port("--app-port", spec.app_port),
+    }
+    if len(set(ports.values())) != len(ports):
+        raise UsageError("two components were given the same port", "give each a distinct port")
+    return Resolved(
+        pg_bins, nginx_bin, ports["--nginx-port"], ports["--pg-port"], ports["--app-port"]
+    )
+
+
+def _check_python_tools(spec: RunSpec) -> None:
+    if not (SAMPLE_APP_DIR / "manage.py").is_file():
+        raise UsageError(f"sample app not found at {SAMPLE_APP_DIR}", "run from a full checkout")
+    needed = ["locust", *(REGISTRY[s].package for s in spec.servers)]
+    for tool in needed:
+        if not os.access(bin_dir() / tool, os.X_OK):
+            raise UsageError(
+                f"{tool} is not installed in {bin_dir()}",
+                "run `make install` (or pip install -e .) and use that environment's python",
+            )
+
+
+def raise_fd_limit(max_users: int) -> int:
+    """Raise our soft file-descriptor limit to the hard one (children inherit it) and check it."""
+    needed = max_users * FDS_PER_USER + FD_MARGIN
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        raise UsageError(
+            f"file-descriptor limit {hard} is too low for {max_users} users (needs {needed})",
+            f"raise it (ulimit -n {needed}, or limits.conf) or use fewer users",
+        )
+    if soft < needed:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        soft = hard
+    return soft

@@ -1,0 +1,205 @@
+"""The matrix: postgres -> migrate+seed -> per server (app -> nginx -> verify -> steps) -> tables.
+
+Each server is a unit of failure: if it fails to start or dies, that is recorded and the matrix
+goes on. Every step's row is on disk the moment the step ends. Teardown always runs.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any, TextIO
+
+from gatewaybench import preflight
+from gatewaybench.analysis.records import read_step_records
+from gatewaybench.analysis.step import StepContext, StepRow, analyse_step
+from gatewaybench.analysis.tables import read_steps, seed_tables
+from gatewaybench.errors import GatewaybenchError, Interrupted, StackError
+from gatewaybench.load import locust_runner
+from gatewaybench.results import provenance
+from gatewaybench.results.rundir import RunRecorder, create_run_dir
+from gatewaybench.servers import REGISTRY, ServerDef, effective_workers
+from gatewaybench.signals import interruptible
+from gatewaybench.spec import RunSpec
+from gatewaybench.stack import app, nginx, pollsdb, postgres
+from gatewaybench.stack.app import AppEnv, bin_dir
+from gatewaybench.stack.process import ManagedProcess
+from gatewaybench.stack.verify import verify_scenario
+
+
+class Context:
+    """What one run shares across servers: spec, where things are, the database."""
+
+    def __init__(
+        self, spec: RunSpec, resolved: preflight.Resolved, rec: RunRecorder, log: TextIO
+    ) -> None:
+        self.spec = spec
+        self.resolved = resolved
+        self.rec = rec
+        self.log = log
+        self.base_env = dict(os.environ)
+        self.app_env: AppEnv | None = None
+        self.question_ids: tuple[int, ...] = ()
+
+    @property
+    def run_dir(self) -> Path:
+        return self.rec.path
+
+    def say(self, message: str) -> None:
+        print(message, file=self.log, flush=True)
+
+
+def run_bench(spec: RunSpec, out: TextIO = sys.stdout, log: TextIO = sys.stderr) -> int:
+    """Run the matrix; print the seed tables and, as the last line, the run directory."""
+    resolved = preflight.check(spec)  # usage errors surface before anything is created
+    run_dir = create_run_dir(spec.reports_dir.absolute(), spec.label)
+    rec = RunRecorder.start(run_dir, _manifest_base(spec, resolved))
+    ctx = Context(spec, resolved, rec, log)
+    ctx.say(f"gatewaybench: run directory {run_dir}")
+    status, code, error = "complete", 0, None
+    try:
+        with interruptible():
+            failed = _run_matrix(ctx)
+            if failed:
+                status, code = "failed", 1
+                error = "servers failed: " + ", ".join(failed)
+    except Interrupted as exc:
+        status, code, error = "interrupted", exc.exit_code, f"interrupted by signal {exc.signum}"
+    except GatewaybenchError as exc:
+        status, code, error = "failed", exc.exit_code, exc.one_line()
+        ctx.say(f"gatewaybench: {exc.one_line()}")
+        if exc.detail:
+            ctx.say(exc.detail)
+    finally:
+        rec.finish(status, error)
+    print(seed_tables(read_steps(run_dir)), file=out)
+    print(run_dir, file=out, flush=True)
+    return code
+
+
+def _manifest_base(spec: RunSpec, resolved: preflight.Resolved) -> dict[str, Any]:
+    return {
+        "label": spec.label,
+        "spec": spec.to_json(),
+        "resolved": {
+            "ports": {"nginx": resolved.nginx_port, "postgres": resolved.pg_port,
+                      "app": resolved.app_port},
+            "postgres_bindir": str(resolved.pg_bins.bindir),
+            "postgres_user": postgres.run_as_user() or "(the invoking user)",
+            "nginx_binary": str(resolved.nginx_bin),
+            "locustfile": str(locust_runner.LOCUSTFILE),
+            "spawn_rate_per_step": {u: spec.load.spawn_rate(u) for u in spec.load.users},
+            "django": {"DEBUG": False, "CONN_MAX_AGE": spec.django.conn_max_age,
+                       "database_driver": "psycopg2"},
+        },
+        "versions": {
+            **provenance.package_versions(),
+            "nginx": nginx.nginx_version(resolved.nginx_bin),
+            "postgresql": postgres.server_version(resolved.pg_bins),
+        },
+        "machine": provenance.machine(),
+        "git": provenance.git_info(),
+    }  # fmt: skip
+
+
+def _run_matrix(ctx: Context) -> list[str]:
+    spec, logs = ctx.spec, ctx.run_dir / "logs"
+    with ExitStack() as stack:
+        with ctx.rec.phase("postgres"):
+            cluster = stack.enter_context(
+                postgres.running_cluster(ctx.resolved.pg_bins, ctx.run_dir, logs,
+                                         ctx.resolved.pg_port, spec.postgres)
+            )  # fmt: skip
+        ctx.rec.manifest["resolved"]["postgres_data_dir"] = str(cluster.data_dir)
+        ctx.app_env = AppEnv.create(cluster.dsn, spec.django)
+        with ctx.rec.phase("migrate+seed"):
+            app.migrate_and_seed(ctx.app_env, ctx.base_env, logs)
+            ctx.question_ids = tuple(pollsdb.question_ids(cluster.dsn))
+        failed = []
+        for name in spec.servers:
+            if not _run_server(ctx, REGISTRY[name], cluster.dsn):
+                failed.append(name)
+        return failed
+
+
+def _run_server(ctx: Context, server: ServerDef, dsn: postgres.Dsn) -> bool:
+    """All steps of one server. A failure is recorded, not raised: the matrix continues."""
+    workers = effective_workers(server, ctx.spec.workers)
+    ctx.rec.set_server(server.name, interface=server.interface, workers=workers,
+                       argv=app.server_argv(server, ctx.resolved.app_port, ctx.spec.workers),
+                       note=server.note, status="running")  # fmt: skip
+    try:
+        with ctx.rec.phase(f"{server.name}"):
+            _serve_and_load(ctx, server, dsn)
+    except StackError as exc:
+        ctx.say(f"gatewaybench: {server.name} failed: {exc.one_line()}")
+        if exc.detail:
+            ctx.say(exc.detail)
+        ctx.rec.set_server(server.name, status="failed", error=exc.one_line(),
+                           log_tail=exc.detail)  # fmt: skip
+        return False
+    ctx.rec.set_server(server.name, status="complete")
+    return True
+
+
+def _serve_and_load(ctx: Context, server: ServerDef, dsn: postgres.Dsn) -> None:
+    assert ctx.app_env is not None
+    logs = ctx.run_dir / "logs"
+    pollsdb.reset_votes(dsn)  # every server starts from the same data
+    ctx.say(f"[{server.name}] starting ({server.interface}, "
+            f"{effective_workers(server, ctx.spec.workers)} worker(s))")  # fmt: skip
+    with ExitStack() as stack:
+        proc = app.start_server(server, port=ctx.resolved.app_port, workers=ctx.spec.workers,
+                                app_env=ctx.app_env, base_env=ctx.base_env, logs=logs)  # fmt: skip
+        stack.callback(proc.stop)
+        stack.enter_context(
+            nginx.running_nginx(ctx.resolved.nginx_bin, ctx.spec.nginx,
+                                port=ctx.resolved.nginx_port, upstream_port=ctx.resolved.app_port,
+                                conf_dir=ctx.run_dir / "conf", logs=logs, name=server.name)
+        )  # fmt: skip
+        verify_scenario(ctx.resolved.nginx_port, ctx.question_ids[0])
+        pollsdb.reset_votes(dsn)  # the check's vote must not count in the first step
+        for users in ctx.spec.load.users:
+            row = _run_step(ctx, server, dsn, users, proc)
+            ctx.rec.add_step(row)
+            ctx.say(_progress(row))
+            if not proc.alive():
+                raise StackError(f"{server.name} died during the {users}-user step",
+                                 f"see {proc.log_path}", proc.log_tail())  # fmt: skip
+
+
+def _run_step(ctx: Context, server: ServerDef, dsn: postgres.Dsn, users: int,
+              proc: ManagedProcess) -> StepRow:  # fmt: skip
+    load = ctx.spec.load
+    step_dir = ctx.run_dir / "raw" / server.name / f"u{users}"
+    plan = locust_runner.StepPlan(users, ctx.resolved.nginx_port, step_dir,
+                                  step_dir / "locust", ctx.question_ids)  # fmt: skip
+    before = pollsdb.total_votes(dsn)
+    code = locust_runner.run_step(
+        bin_dir(),
+        load,
+        plan,
+        ctx.base_env,
+        ctx.run_dir / "logs" / f"locust-{server.name}-u{users}.log",
+    )
+    after = pollsdb.total_votes(dsn)
+    row = analyse_step(
+        read_step_records(step_dir),
+        StepContext(server.name, server.interface, users, load.warmup_s, load.window_s,
+                    (load.think_min_s + load.think_max_s) / 2, after - before, code),
+    )  # fmt: skip
+    if not proc.alive():
+        row.status, row.valid = "failed", False
+        row.invalid_reason = f"app server exited with code {proc.popen.returncode} during the step"
+    return row
+
+
+def _progress(row: StepRow) -> str:
+    if row.status != "ok":
+        return f"[{row.server}] {row.users} users: FAILED ({row.invalid_reason})"
+    verdict = "valid" if row.valid else f"INVALID: {row.invalid_reason}"
+    return (f"[{row.server}] {row.users} users: {row.rps:.1f} req/s, {row.fail_pct:.2f}% failed, "
+            f"p95 {row.p95_ms:.0f} ms, votes {row.votes_ok}/{row.votes_db} ({row.integrity}); "
+            f"{verdict}")  # fmt: skip

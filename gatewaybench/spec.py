@@ -1,0 +1,157 @@
+"""The resolved run specification: frozen dataclasses, built once at the edge and validated once.
+
+Nothing below cli.py reads argv or the environment; everything a run does comes from a RunSpec,
+and the manifest records `RunSpec.to_json()` so a run can be understood without its command line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+from gatewaybench.errors import UsageError
+from gatewaybench.servers import REGISTRY
+
+SEED_SERVERS = ("gunicorn", "uvicorn", "daphne", "hypercorn")
+SEED_USERS = (100, 200, 300, 400, 500, 600, 700)
+LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,40}$")
+
+
+@dataclass(frozen=True)
+class NginxSettings:
+    worker_processes: str = "auto"
+    worker_connections: int = 1024
+    listen_backlog: int = 511
+    upstream_keepalive: int = 64
+    proxy_connect_timeout_s: int = 5
+    proxy_read_timeout_s: int = 60
+    access_log: bool = True
+    port: int = 0  # 0: a free loopback port is chosen
+
+
+@dataclass(frozen=True)
+class PostgresSettings:
+    max_connections: int = 100
+    port: int = 0
+
+
+@dataclass(frozen=True)
+class DjangoSettings:
+    conn_max_age: int = 0  # Django's default: a new database connection per request
+    questions: int = 10
+    choices: int = 4
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    users: tuple[int, ...] = SEED_USERS
+    ramp_s: float = 3.0  # users are spawned over this long...
+    warmup_s: float = 5.0  # ...then this long passes before the steady window starts
+    window_s: int = 30  # the steady window the figures come from
+    client_timeout_s: float = 10.0
+    stop_timeout_s: float = 15.0  # drain: how long in-flight requests get when a step stops
+    processes: int = 1  # Locust processes (>1: Locust's own master + workers)
+    think_min_s: float = 1.0  # fixed by the scenario (between(1, 2)); recorded for Little's law
+    think_max_s: float = 2.0
+
+    def spawn_rate(self, users: int) -> float:
+        return max(1.0, users / self.ramp_s) if self.ramp_s > 0 else float(users)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    servers: tuple[str, ...] = SEED_SERVERS
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    label: str = "bench"
+    reports_dir: Path = Path("reports")
+    load: LoadSettings = field(default_factory=LoadSettings)
+    nginx: NginxSettings = field(default_factory=NginxSettings)
+    postgres: PostgresSettings = field(default_factory=PostgresSettings)
+    django: DjangoSettings = field(default_factory=DjangoSettings)
+    app_port: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["reports_dir"] = str(self.reports_dir)
+        return data
+
+
+def parse_steps(text: str) -> tuple[int, ...]:
+    """`100,200,300` or `start:stop:step` (stop inclusive). Strictly increasing positive ints."""
+    fix = "give users as a list like 100,200,300 or a range like 100:700:100"
+    text = text.strip()
+    try:
+        if ":" in text:
+            start, stop, step = (int(p) for p in text.split(":"))
+            if step <= 0:
+                raise UsageError(f"step list {text!r}: the range step must be positive", fix)
+            steps = tuple(range(start, stop + 1, step))
+        else:
+            steps = tuple(int(p) for p in text.split(","))
+    except ValueError:
+        raise UsageError(f"step list {text!r} is malformed", fix) from None
+    if not steps:
+        raise UsageError(f"step list {text!r} is empty", fix)
+    if any(u <= 0 for u in steps):
+        raise UsageError(f"step list {text!r}: user counts must be positive", fix)
+    if any(b <= a for a, b in pairwise(steps)):
+        raise UsageError(f"step list {text!r} must be strictly increasing", fix)
+    return steps
+
+
+def parse_servers(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    known = ", ".join(REGISTRY)
+    if not names:
+        raise UsageError("no server given", f"choose from: {known}")
+    for name in names:
+        if name not in REGISTRY:
+            raise UsageError(f"unknown server {name!r}", f"choose from: {known}")
+    if len(set(names)) != len(names):
+        raise UsageError(f"server list {text!r} repeats a server", "name each server once")
+    return names
+
+
+def validate(spec: RunSpec) -> RunSpec:
+    """Checks that need the whole spec; raises UsageError naming the setting and the fix."""
+    load = spec.load
+    _positive("--window", load.window_s)
+    _positive("--client-timeout", load.client_timeout_s)
+    _not_negative("--warmup", load.warmup_s)
+    _not_negative("--ramp", load.ramp_s)
+    _not_negative("--stop-timeout", load.stop_timeout_s)
+    _positive("--workers", spec.workers)
+    _positive("--processes", load.processes)
+    _positive("--pg-max-connections", spec.postgres.max_connections)
+    _positive("--nginx-worker-connections", spec.nginx.worker_connections)
+    _not_negative("--conn-max-age", spec.django.conn_max_age)
+    for flag, port in (
+        ("--nginx-port", spec.nginx.port),
+        ("--pg-port", spec.postgres.port),
+        ("--app-port", spec.app_port),
+    ):
+        if not 0 <= port <= 65535:
+            raise UsageError(f"{flag} {port} is not a port", "use 1-65535, or 0 for a free port")
+    if not LABEL_RE.match(spec.label):
+        raise UsageError(
+            f"label {spec.label!r} is not usable in a directory name",
+            "use letters, digits, '.', '_' or '-' (at most 41 characters)",
+        )
+    wp = spec.nginx.worker_processes
+    if wp != "auto" and not (wp.isdigit() and int(wp) > 0):
+        raise UsageError(f"--nginx-worker-processes {wp!r} is invalid", "use 'auto' or a number")
+    return spec
+
+
+def _positive(flag: str, value: float) -> None:
+    if not value > 0:
+        raise UsageError(f"{flag} must be positive, got {value:g}", f"pass {flag} with a value > 0")
+
+
+def _not_negative(flag: str, value: float) -> None:
+    if value < 0:
+        raise UsageError(f"{flag} must not be negative, got {value:g}", f"pass {flag} >= 0")

@@ -1,0 +1,268 @@
+"""A private PostgreSQL cluster per run: initdb, a foreground postmaster, password auth on loopback.
+
+PostgreSQL refuses to run as root. When the harness is root (CI), the cluster belongs to an
+unprivileged system user and every postgres command runs as that user; otherwise it runs as us.
+The postmaster runs in the foreground under our supervision (not daemonised by pg_ctl) so its
+pid is ours to stop and its death is noticed.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import stat
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg2
+import psycopg2.extensions
+
+from gatewaybench.errors import StackError, UsageError
+from gatewaybench.spec import PostgresSettings
+from gatewaybench.stack import process
+from gatewaybench.stack.net import LOOPBACK
+
+SUPERUSER = "gatewaybench"
+DB_NAME = "polls"
+UNPRIVILEGED_CANDIDATES = ("postgres", "nobody")
+INITDB_TIMEOUT_S = 120
+READY_TIMEOUT_S = 60
+
+
+@dataclass(frozen=True)
+class Binaries:
+    bindir: Path
+
+    @property
+    def initdb(self) -> Path:
+        return self.bindir / "initdb"
+
+    @property
+    def postgres(self) -> Path:
+        return self.bindir / "postgres"
+
+
+@dataclass(frozen=True)
+class Dsn:
+    host: str
+    port: int
+    user: str
+    password: str
+    dbname: str
+
+    def connect(self, dbname: str | None = None) -> psycopg2.extensions.connection:
+        conn = psycopg2.connect(
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            password=self.password,
+            dbname=dbname or self.dbname,
+            connect_timeout=5,
+        )
+        conn.autocommit = True
+        return conn
+
+
+def find_binaries() -> Binaries:
+    """pg_config's bindir if it has a server, else the newest /usr/lib/postgresql/*/bin."""
+    candidates: list[Path] = []
+    pg_config = shutil.which("pg_config")
+    if pg_config:
+        out = subprocess.run(
+            [pg_config, "--bindir"], capture_output=True, text=True, check=False, timeout=10
+        )
+        if out.returncode == 0:
+            candidates.append(Path(out.stdout.strip()))
+    versions = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin"),
+        key=lambda p: int(Path(p).parent.name) if Path(p).parent.name.isdigit() else 0,
+        reverse=True,
+    )
+    candidates += [Path(p) for p in versions]
+    for bindir in candidates:
+        bins = Binaries(bindir)
+        if os.access(bins.postgres, os.X_OK) and os.access(bins.initdb, os.X_OK):
+            return bins
+    raise UsageError(
+        "PostgreSQL server binaries (initdb, postgres) not found",
+        "install them (Debian/Ubuntu: apt-get install postgresql) or put their bin dir on PATH",
+    )
+
+
+def server_version(bins: Binaries) -> str:
+    out = subprocess.run(
+        [str(bins.postgres), "--version"], capture_output=True, text=True, check=False, timeout=10
+    )
+    return out.stdout.strip()
+
+
+def run_as_user() -> str | None:
+    """The unprivileged user to run postgres as when we are root; None means 'as ourselves'."""
+    if os.geteuid() != 0:
+        return None
+    for name in UNPRIVILEGED_CANDIDATES:
+        try:
+            pwd.getpwnam(name)
+        except KeyError:
+            continue
+        return name
+    raise UsageError(
+        "running as root and no unprivileged user for PostgreSQL exists",
+        "create one (useradd --system postgres) or run the harness as a normal user",
+    )
+
+
+def traversable_by(path: Path, user: str) -> bool:
+    """Can `user` reach `path` (execute permission on every ancestor)?"""
+    entry = pwd.getpwnam(user)
+    groups = {entry.pw_gid, *os.getgrouplist(user, entry.pw_gid)}
+    for directory in [path, *path.parents]:
+        st = directory.stat()
+        if st.st_uid == entry.pw_uid:
+            bit = stat.S_IXUSR
+        elif st.st_gid in groups:
+            bit = stat.S_IXGRP
+        else:
+            bit = stat.S_IXOTH
+        if not st.st_mode & bit:
+            return False
+    return True
+
+
+def _private_dir(path: Path, owner: str | None) -> Path:
+    path.mkdir(mode=0o700, parents=False, exist_ok=False)
+    if owner is not None:
+        entry = pwd.getpwnam(owner)
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+    return path
+
+
+@dataclass
+class Cluster:
+    dsn: Dsn
+    data_dir: Path
+    socket_dir: Path
+    user: str | None
+    version: str
+    proc: process.ManagedProcess
+
+
+def _data_dir_location(run_dir: Path, user: str | None) -> Path:
+    """Inside the run directory when the postgres user can reach it, else a private temp dir."""
+    if user is None or traversable_by(run_dir, user):
+        return run_dir / "pgdata"
+    return Path(tempfile.mkdtemp(prefix="gatewaybench-pgdata-")) / "pgdata"
+
+
+def _initdb(
+    bins: Binaries, data_dir: Path, secret_dir: Path, *, password: str, user: str | None, log: Path
+) -> None:
+    pwfile = secret_dir / "pwfile"
+    pwfile.write_text(password + "\n")
+    if user is not None:
+        entry = pwd.getpwnam(user)
+        os.chown(pwfile, entry.pw_uid, entry.pw_gid)
+    pwfile.chmod(0o600)
+    try:
+        process.run_to_completion(
+            "initdb",
+            [
+                str(bins.initdb),
+                "-D",
+                str(data_dir),
+                "-U",
+                SUPERUSER,
+                "--pwfile",
+                str(pwfile),
+                "--auth=scram-sha-256",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ],
+            log_path=log,
+            timeout_s=INITDB_TIMEOUT_S,
+            user=user,
+        )
+    finally:
+        pwfile.unlink(missing_ok=True)
+
+
+def postgres_argv(
+    bins: Binaries, data_dir: Path, socket_dir: Path, port: int, settings: PostgresSettings
+) -> list[str]:
+    return [
+        str(bins.postgres), "-D", str(data_dir),
+        "-c", f"listen_addresses={LOOPBACK}",
+        "-c", f"port={port}",
+        "-c", f"unix_socket_directories={socket_dir}",
+        "-c", "unix_socket_permissions=0700",
+        "-c", f"max_connections={settings.max_connections}",
+        "-c", "logging_collector=off",
+        "-c", "log_line_prefix=%m [%p] ",
+    ]  # fmt: skip
+
+
+@contextmanager
+def running_cluster(
+    bins: Binaries, run_dir: Path, logs: Path, port: int, settings: PostgresSettings
+) -> Iterator[Cluster]:
+    """Create, start and finally stop and delete a private cluster (its log stays in logs/)."""
+    user = run_as_user()
+    data_dir = _data_dir_location(run_dir, user)
+    socket_dir = Path(tempfile.mkdtemp(prefix="gatewaybench-pg-"))
+    password = secrets.token_urlsafe(24)
+    proc: process.ManagedProcess | None = None
+    try:
+        if user is not None:
+            entry = pwd.getpwnam(user)
+            os.chown(socket_dir, entry.pw_uid, entry.pw_gid)
+        _private_dir(data_dir, user)
+        _initdb(bins, data_dir, socket_dir, password=password, user=user, log=logs / "initdb.log")
+        proc = process.start(
+            "postgres",
+            postgres_argv(bins, data_dir, socket_dir, port, settings),
+            log_path=logs / "postgres.log",
+            user=user,
+            stop_signal=signal.SIGINT,  # "fast" shutdown; SIGTERM would wait for clients
+        )
+        dsn = Dsn(LOOPBACK, port, SUPERUSER, password, DB_NAME)
+        process.wait_until(
+            proc, f"connections on {LOOPBACK}:{port}", lambda: _accepts(dsn), READY_TIMEOUT_S
+        )
+        _create_database(dsn)
+        yield Cluster(dsn, data_dir, socket_dir, user, server_version(bins), proc)
+    finally:
+        if proc is not None:
+            proc.stop(timeout_s=30)
+        shutil.rmtree(data_dir, ignore_errors=True)
+        if data_dir.parent.name.startswith("gatewaybench-pgdata-"):
+            shutil.rmtree(data_dir.parent, ignore_errors=True)
+        shutil.rmtree(socket_dir, ignore_errors=True)
+
+
+def _accepts(dsn: Dsn) -> bool:
+    try:
+        dsn.connect("postgres").close()
+    except psycopg2.OperationalError:
+        return False
+    return True
+
+
+def _create_database(dsn: Dsn) -> None:
+    conn = dsn.connect("postgres")
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{DB_NAME}"')
+    except psycopg2.Error as exc:
+        raise StackError(f"could not create database {DB_NAME}: {exc}".strip()) from None
+    finally:
+        conn.close()

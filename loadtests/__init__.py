@@ -1,0 +1,1 @@
+"""Locust scenarios; imported only by `locust -f` (Locust monkey-patches the interpreter)."""

@@ -1,0 +1,110 @@
+"""Per-second, lossless-to-3-significant-digits recording of every request a Locust process makes.
+
+Locust's own stats round response times to ~2 significant figures and its percentiles are
+cumulative or a trailing window, so they cannot give per-step truth. Each Locust process
+(local, master or worker) keeps its own record keyed by the wall-clock second in which a request
+*completed*; the harness picks the steady-state window afterwards from the timeline, so no
+process has to agree with another on when the window starts. Records are plain JSON, merged by
+addition, so steps, worker processes and runs can be combined later.
+
+This module must not import locust: it is unit-tested without gevent's monkey-patching.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+TASK_KEY = "__task__"  # pseudo request name counting finished user iterations (for Little's law)
+MAX_ERROR_TEXT = 200
+
+
+def bucket_us(value_ms: float) -> int:
+    """Round a latency to 3 significant digits in integer microseconds, as HdrHistogram does."""
+    us = max(0, round(value_ms * 1000))
+    if us < 1000:
+        return us
+    scale = int(10 ** (len(str(us)) - 3))
+    return round(us / scale) * scale
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+@dataclass
+class Bucket:
+    count: int = 0
+    failures: int = 0
+    hist: Counter[int] = field(default_factory=Counter)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "count": self.count,
+            "failures": self.failures,
+            "hist": {str(k): v for k, v in sorted(self.hist.items())},
+        }
+
+
+@dataclass
+class Recorder:
+    role: str
+    seconds: dict[int, dict[str, Bucket]] = field(default_factory=dict)
+    errors: Counter[tuple[str, str]] = field(default_factory=Counter)
+    events: dict[str, float] = field(default_factory=dict)
+    votes: Counter[str] = field(default_factory=Counter)
+    cpu: list[tuple[float, float]] = field(default_factory=list)
+
+    def request(self, name: str, response_time_ms: float, error: str | None) -> None:
+        second = int(time.time())
+        bucket = self.seconds.setdefault(second, {}).setdefault(name, Bucket())
+        bucket.count += 1
+        bucket.hist[bucket_us(response_time_ms)] += 1
+        if error is not None:
+            bucket.failures += 1
+            self.errors[(name, error[:MAX_ERROR_TEXT])] += 1
+
+    def task_done(self) -> None:
+        second = int(time.time())
+        self.seconds.setdefault(second, {}).setdefault(TASK_KEY, Bucket()).count += 1
+
+    def mark(self, event: str) -> None:
+        self.events.setdefault(event, time.time())
+
+    def sample_cpu(self) -> None:
+        self.cpu.append((time.time(), cpu_seconds()))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "pid": os.getpid(),
+            "role": self.role,
+            "events": self.events,
+            "votes": dict(self.votes),
+            "cpu": self.cpu,
+            "errors": [
+                {"name": name, "error": error, "count": count}
+                for (name, error), count in sorted(self.errors.items())
+            ],
+            "seconds": {
+                str(sec): {name: b.to_json() for name, b in sorted(names.items())}
+                for sec, names in sorted(self.seconds.items())
+            },
+        }
+
+    def write(self, directory: Path) -> Path:
+        """Write atomically: a reader never sees half a record, even if we are killed mid-write."""
+        directory.mkdir(parents=True, exist_ok=True)
+        final = directory / f"record-{self.role}-{os.getpid()}.json"
+        tmp = final.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.to_json(), separators=(",", ":")))
+        os.replace(tmp, final)
+        return final

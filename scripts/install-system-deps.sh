@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs the system programs the local backend needs (nginx; wrk for ad-hoc baselines).
+# PostgreSQL server binaries are expected from the distribution (postgresql-15 or newer).
+# Only acts as root; otherwise prints the one command a user has to run.
+set -euo pipefail
+
+missing=()
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 && ! command -v postgres >/dev/null 2>&1; then
+  missing+=(postgresql)
+fi
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "gatewaybench: missing system packages: ${missing[*]}; install them with: sudo apt-get install -y ${missing[*]}" >&2
+  exit 2
+fi
+
+# Debian starts a freshly installed nginx/postgresql service listening on all interfaces;
+# a policy-rc.d that denies service starts keeps the install from leaving daemons behind.
+policy=/usr/sbin/policy-rc.d
+created_policy=0
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' > "$policy"
+  chmod +x "$policy"
+  created_policy=1
+fi
+trap '[ "$created_policy" = 1 ] && rm -f "$policy"' EXIT
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "gatewaybench: installed ${missing[*]}"
