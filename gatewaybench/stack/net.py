@@ -19,7 +19,9 @@ def free_port() -> int:
 
 
 def port_is_free(port: int) -> bool:
+    """Could a server listen here? (SO_REUSEADDR, as servers use: TIME_WAIT does not count.)"""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((LOOPBACK, port))
         except OSError:

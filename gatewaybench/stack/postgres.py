@@ -159,7 +159,9 @@ def _data_dir_location(run_dir: Path, user: str | None) -> Path:
     """Inside the run directory when the postgres user can reach it, else a private temp dir."""
     if user is None or traversable_by(run_dir, user):
         return run_dir / "pgdata"
-    return Path(tempfile.mkdtemp(prefix="gatewaybench-pgdata-")) / "pgdata"
+    parent = Path(tempfile.mkdtemp(prefix="gatewaybench-pgdata-"))
+    parent.chmod(0o711)  # the postgres user may pass through, not list
+    return parent / "pgdata"
 
 
 def _initdb(

@@ -1,0 +1,54 @@
+# gatewaybench — the two commands a user needs are `make bench` and `make test`.
+# Both install what they need: a virtualenv in .venv from pyproject.toml's pinned versions, and
+# (when root) nginx through apt; otherwise scripts/install-system-deps.sh says what to install.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PRESET_ARGS ?=
+BENCH_ARGS ?=
+QUICK_ARGS := --users 10,20 --ramp 1 --warmup 3 --window 8 --label quick
+
+.PHONY: help install sysdeps bench bench-quick test test-unit lint doctor clean
+
+help:
+	@echo "make bench        the seed experiment: 4 servers x 100..700 users (about 20 min on 2 cores)"
+	@echo "make bench-quick  the same matrix small (about 2 min)"
+	@echo "make test         lint, type checks and the whole test suite (real processes)"
+	@echo "make doctor       check this machine can run a bench"
+	@echo "BENCH_ARGS='--servers gunicorn,uvicorn --users 50:300:50' make bench  for anything else"
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+sysdeps:
+	@bash scripts/install-system-deps.sh
+
+bench: install sysdeps
+	$(PY) -m gatewaybench run $(BENCH_ARGS)
+
+bench-quick: install sysdeps
+	$(PY) -m gatewaybench run $(QUICK_ARGS) $(BENCH_ARGS)
+
+doctor: install sysdeps
+	$(PY) -m gatewaybench doctor
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: install sysdeps lint
+	$(PY) -m pytest -q
+
+test-unit: install
+	$(PY) -m pytest -q -m "not integration and not e2e"
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

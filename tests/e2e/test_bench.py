@@ -1,0 +1,103 @@
+"""A tiny real bench: real PostgreSQL, nginx, all four servers and Locust, end to end."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, assert_nothing_left
+
+pytestmark = pytest.mark.e2e
+
+SERVERS = ("gunicorn", "uvicorn", "daphne", "hypercorn")
+TINY = ["--users", "4,8", "--ramp", "1", "--warmup", "2", "--window", "4", "--workers", "2"]
+
+
+def _bench(reports: Path, *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "gatewaybench", "run", *TINY, "--reports-dir", str(reports), *extra],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def _rows(run_dir: Path) -> list[dict[str, str]]:
+    with (run_dir / "steps.csv").open() as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_tiny_bench_end_to_end(tmp_path: Path) -> None:
+    proc = _bench(tmp_path, "--label", "e2e")
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-3000:]
+    lines = out.strip().splitlines()
+    run_dir = Path(lines[-1])
+    assert run_dir.parent == tmp_path and run_dir.name.endswith("-e2e"), lines[-1]
+    assert "Failure % by server x users" in out and "Requests/sec by server x users" in out
+
+    rows = _rows(run_dir)
+    assert [(r["server"], r["users"]) for r in rows] == [
+        (s, u) for s in SERVERS for u in ("4", "8")
+    ]
+    for row in rows:
+        assert row["status"] == "ok", row
+        assert int(row["requests"]) > 0 and float(row["rps"]) > 0, row
+        assert float(row["p95_ms"]) > 0 and float(row["max_ms"]) >= float(row["p95_ms"])
+        assert row["window_s"] == "4"
+        if row["drained"] == "True":
+            assert row["votes_db"] == row["votes_ok"], row
+            assert int(row["votes_ok"]) > 0
+    assert any(r["drained"] == "True" for r in rows)
+
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "complete"
+    assert manifest["schema_version"] == 1
+    for key in ("python", "django", "locust", "gunicorn", "uvicorn", "daphne", "hypercorn",
+                "nginx", "postgresql"):  # fmt: skip
+        assert manifest["versions"][key] not in ("", "unknown", "not installed"), key
+    assert manifest["machine"]["cores"] >= 1
+    assert "commit" in manifest["git"]
+    assert manifest["spec"]["load"]["users"] == [4, 8]
+    assert manifest["servers"]["daphne"]["workers"] == 1
+    assert {s: manifest["servers"][s]["status"] for s in SERVERS} == dict.fromkeys(
+        SERVERS, "complete"
+    )
+    assert "secret" not in json.dumps(manifest).lower()
+    assert (run_dir / "raw" / "gunicorn" / "u4" / "locust_stats.csv").is_file()
+    assert (run_dir / "logs" / "postgres.log").is_file()
+    assert not (run_dir / "pgdata").exists(), "the cluster is deleted at the end"
+    assert (tmp_path / "latest").resolve() == run_dir.resolve()
+    assert_nothing_left(str(run_dir))
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_interrupt_mid_run_keeps_finished_steps_and_leaves_nothing(
+    tmp_path: Path, sig: int, code: int
+) -> None:
+    proc = _bench(tmp_path, "--servers", "gunicorn,uvicorn", "--label", "intr")
+    deadline = time.monotonic() + 300
+    run_dir: Path | None = None
+    while time.monotonic() < deadline:
+        dirs = [p for p in tmp_path.iterdir() if p.name.endswith("-intr")]
+        if dirs and (dirs[0] / "steps.csv").is_file() and _rows(dirs[0]):
+            run_dir = dirs[0]
+            break
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        time.sleep(0.2)
+    assert run_dir is not None, "no step finished in time"
+    os.kill(proc.pid, sig)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == code, err[-3000:]
+    assert out.strip().splitlines()[-1] == str(run_dir)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "interrupted"
+    assert len(_rows(run_dir)) >= 1  # the step that finished before the signal is kept
+    assert_nothing_left(str(run_dir))
+    assert_nothing_left("gatewaybench-pg")

@@ -1,0 +1,130 @@
+"""Real PostgreSQL, real app servers, real nginx: each comes up healthy and goes away cleanly."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from gatewaybench.errors import StackError
+from gatewaybench.servers import REGISTRY, ServerDef
+from gatewaybench.spec import DjangoSettings, NginxSettings, PostgresSettings
+from gatewaybench.stack import app, nginx, pollsdb, postgres, process
+from gatewaybench.stack.net import free_port, http_get, port_is_free
+from gatewaybench.stack.verify import verify_scenario
+from tests.conftest import assert_nothing_left
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[postgres.Cluster]:
+    run_dir = tmp_path_factory.mktemp("run")
+    os.chmod(run_dir, 0o755)
+    bins = postgres.find_binaries()
+    with postgres.running_cluster(bins, run_dir, run_dir / "logs", free_port(),
+                                  PostgresSettings(max_connections=40)) as c:  # fmt: skip
+        yield c
+    assert_nothing_left(str(c.data_dir))
+    assert not c.data_dir.exists(), "the cluster's data directory must be removed"
+    assert not c.socket_dir.exists()
+    assert port_is_free(c.dsn.port)
+
+
+@pytest.fixture(scope="module")
+def app_env(cluster: postgres.Cluster, tmp_path_factory: pytest.TempPathFactory) -> app.AppEnv:
+    env = app.AppEnv.create(cluster.dsn, DjangoSettings(questions=3, choices=2))
+    app.migrate_and_seed(env, dict(os.environ), tmp_path_factory.mktemp("logs"))
+    return env
+
+
+def test_postgres_runs_unprivileged_on_loopback_with_a_password(
+    cluster: postgres.Cluster,
+) -> None:
+    assert cluster.dsn.host == "127.0.0.1"
+    if os.geteuid() == 0:
+        assert cluster.user is not None and cluster.user != "root"
+    wrong = postgres.Dsn(cluster.dsn.host, cluster.dsn.port, cluster.dsn.user, "wrong", "polls")
+    with pytest.raises(Exception, match="password authentication failed"):
+        wrong.connect()
+    assert oct(cluster.socket_dir.stat().st_mode & 0o777) == "0o700"
+
+
+def test_seeded_data_and_vote_reset(cluster: postgres.Cluster, app_env: app.AppEnv) -> None:
+    assert pollsdb.question_ids(cluster.dsn) == [1, 2, 3]
+    pollsdb.reset_votes(cluster.dsn)
+    assert pollsdb.total_votes(cluster.dsn) == 0
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_server_behind_nginx_serves_the_scenario(
+    name: str, cluster: postgres.Cluster, app_env: app.AppEnv, tmp_path: Path
+) -> None:
+    server = REGISTRY[name]
+    app_port, nginx_port = free_port(), free_port()
+    proc = app.start_server(server, port=app_port, workers=2, app_env=app_env,
+                            base_env=dict(os.environ), logs=tmp_path)  # fmt: skip
+    try:
+        assert http_get(app_port, "/healthz") == (200, "ok")
+        with nginx.running_nginx(nginx.find_nginx(), NginxSettings(), port=nginx_port,
+                                 upstream_port=app_port, conf_dir=tmp_path, logs=tmp_path,
+                                 name=name):  # fmt: skip
+            before = pollsdb.total_votes(cluster.dsn)
+            verify_scenario(nginx_port, 1)
+            assert pollsdb.total_votes(cluster.dsn) == before + 1
+            access_log = (tmp_path / f"nginx-{name}-access.log").read_text()
+            assert '"POST /polls/1/vote/"' in access_log and " 302 " in access_log
+        assert port_is_free(nginx_port)
+    finally:
+        proc.stop()
+    assert port_is_free(app_port)
+    assert_nothing_left(str(tmp_path), children=False)  # the module's postgres is still up
+
+
+def test_a_server_that_dies_at_start_is_reported_with_its_log(
+    app_env: app.AppEnv, tmp_path: Path
+) -> None:
+    def crash(_args: object) -> list[str]:
+        return [sys.executable, "-c", "import sys; print('boom: no such module'); sys.exit(3)"]
+
+    broken = ServerDef("broken", "wsgi", "gunicorn", crash)
+    with pytest.raises(StackError) as info:
+        app.start_server(broken, port=free_port(), workers=1, app_env=app_env,
+                         base_env=dict(os.environ), logs=tmp_path)  # fmt: skip
+    assert "exited with code 3 while waiting for HTTP 200" in info.value.problem
+    assert "boom: no such module" in info.value.detail
+
+
+def test_readiness_deadline_names_what_was_awaited(tmp_path: Path) -> None:
+    proc = process.start("sleeper", [sys.executable, "-c", "import time; time.sleep(60)"],
+                         log_path=tmp_path / "sleeper.log")  # fmt: skip
+    try:
+        with pytest.raises(StackError, match=r"sleeper: the moon not ready after 0.3 s"):
+            process.wait_until(proc, "the moon", lambda: False, 0.3)
+    finally:
+        proc.stop(timeout_s=2)
+    assert not proc.alive()
+
+
+def test_stop_kills_the_whole_process_group(tmp_path: Path) -> None:
+    """A server's workers (grandchildren) die with it, even if they ignore SIGTERM."""
+    script = (
+        "import os, signal, subprocess, sys, time\n"
+        "child = subprocess.Popen([sys.executable, '-c', "
+        "'import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)'])\n"
+        "print(child.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    proc = process.start("parent", [sys.executable, "-c", script], log_path=tmp_path / "p.log")
+    process.wait_until(proc, "child pid", lambda: bool(proc.log_tail().strip()), 10)
+    child_pid = int(proc.log_tail().split()[0])
+    proc.stop(timeout_s=1)
+    deadline = time.monotonic() + 5
+    while psutil.pid_exists(child_pid) and psutil.Process(child_pid).status() != "zombie":
+        assert time.monotonic() < deadline, "the grandchild survived its group being stopped"
+        time.sleep(0.05)

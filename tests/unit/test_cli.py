@@ -1,0 +1,102 @@
+"""Bad input: one line naming the problem and the fix, exit code 2, nothing started or written."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gatewaybench import cli
+from gatewaybench.stack import nginx, postgres
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+BAD_INPUTS = [
+    (["run", "--servers", "gunicorn,waitress"], "unknown server 'waitress'"),
+    (["run", "--users", "100,50"], "strictly increasing"),
+    (["run", "--users", "ten"], "malformed"),
+    (["run", "--users", "0:10:5"], "positive"),
+    (["run", "--window", "0"], "--window must be positive"),
+    (["run", "--window", "2.5"], "not a whole number"),
+    (["run", "--warmup", "-1"], "--warmup must not be negative"),
+    (["run", "--ramp", "soon"], "not a number"),
+    (["run", "--workers", "0"], "--workers must be positive"),
+    (["run", "--label", "a/b"], "label"),
+    (["run", "--bogus"], "unrecognized arguments"),
+    (["bench"], "invalid choice"),
+]
+
+
+@pytest.mark.parametrize(("argv", "needle"), BAD_INPUTS)
+def test_bad_input_is_one_line_and_exit_2(
+    argv: list[str], needle: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = cli.main([*argv, "--reports-dir", str(tmp_path / "r")] if argv[0] == "run" else argv)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert needle in err
+    assert len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "r").exists(), "nothing may be written on bad input"
+
+
+def test_taken_port_is_refused_before_anything_starts(
+    taken_port: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = cli.main(["run", "--nginx-port", str(taken_port), "--reports-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"port {taken_port}" in err and "already in use" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_nginx_names_the_fix(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(nginx.shutil, "which", lambda _name: None)
+    monkeypatch.setattr(nginx, "NGINX_CANDIDATES", (str(tmp_path / "no-nginx"),))
+    code = cli.main(["run", "--reports-dir", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 2 and "nginx not found" in err and "apt-get install nginx" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_missing_postgres_names_the_fix(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(postgres.shutil, "which", lambda _name: None)
+    monkeypatch.setattr(postgres.glob, "glob", lambda _pattern: [])
+    code = cli.main(["run", "--reports-dir", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 2 and "PostgreSQL server binaries" in err and "apt-get install" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_environment_supplies_defaults_and_cli_wins() -> None:
+    parser = cli.build_parser({"GATEWAYBENCH_USERS": "5,10", "GATEWAYBENCH_SERVERS": "daphne"})
+    args = parser.parse_args(["run", "--servers", "uvicorn"])
+    assert args.users == (5, 10)
+    assert args.servers == ("uvicorn",)
+
+
+def test_bad_environment_value_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("GATEWAYBENCH_USERS", "3,2")
+    assert cli.main(["run"]) == 2
+    assert "strictly increasing" in capsys.readouterr().err
+
+
+def test_report_rejects_a_directory_that_is_not_a_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["report", str(tmp_path)]) == 2
+    assert "is not a run directory" in capsys.readouterr().err

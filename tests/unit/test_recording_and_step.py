@@ -1,0 +1,179 @@
+"""The recording format (loadtests/recording.py) and the step analysis over synthetic records."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gatewaybench.analysis.histogram import Histogram
+from gatewaybench.analysis.records import read_step_records
+from gatewaybench.analysis.step import StepContext, analyse_step, window_bounds
+from loadtests.recording import TASK_KEY, Recorder, bucket_us
+
+T0 = 1_800_000_000  # a whole second
+
+
+def test_bucket_keeps_three_significant_digits() -> None:
+    assert bucket_us(0.4567) == 457
+    assert bucket_us(12.3456) == 12300
+    assert bucket_us(1234.5) == 1230000
+    for ms in (0.8, 3.21, 47.77, 999.9, 12345.6):
+        assert abs(bucket_us(ms) - ms * 1000) / (ms * 1000) <= 0.005
+
+
+def test_histogram_percentiles_are_exact_on_known_data() -> None:
+    h = Histogram({v * 1000: 1 for v in range(1, 101)})  # 1..100 ms, one each
+    assert h.percentile_ms(50) == 50
+    assert h.percentile_ms(95) == 95
+    assert h.percentile_ms(99.9) == 100
+    assert h.max_ms() == 100
+    assert h.mean_ms() == pytest.approx(50.5)
+    other = Histogram({1000: 100})
+    h.merge(other)
+    assert h.total == 200
+    assert h.percentile_ms(50) == 1
+
+
+def test_recorder_round_trips_through_disk(tmp_path: Path) -> None:
+    rec = Recorder(role="local")
+    rec.request("GET /polls/[id]/", 12.0, None)
+    rec.request("GET /polls/[id]/", 15.0, "HTTP 500: boom")
+    rec.task_done()
+    rec.votes["attempted"] += 1
+    rec.mark("spawning_complete")
+    rec.sample_cpu()
+    rec.write(tmp_path)
+    records = read_step_records(tmp_path)
+    assert len(records.processes) == 1
+    assert records.errors()[("GET /polls/[id]/", "HTTP 500: boom")] == 1
+    second = next(iter(records.processes[0].seconds))
+    counts = records.window_counts(second, second + 1)
+    assert counts["GET /polls/[id]/"]["count"] == 2
+    assert counts["GET /polls/[id]/"]["failures"] == 1
+    assert counts[TASK_KEY]["count"] == 1
+
+
+def _bucket(count: int, ms: float, failures: int = 0) -> dict[str, Any]:
+    return {"count": count, "failures": failures, "hist": {str(bucket_us(ms)): count}}
+
+
+def _write(
+    directory: Path,
+    *,
+    role: str = "local",
+    seconds: dict[int, dict[str, Any]],
+    events: dict[str, float],
+    votes: dict[str, int],
+    cpu: list[tuple[float, float]],
+) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    data = {
+        "schema_version": 1, "pid": 1, "role": role, "events": events, "votes": votes,
+        "cpu": cpu, "errors": [],
+        "seconds": {str(s): v for s, v in seconds.items()},
+    }  # fmt: skip
+    (directory / f"record-{role}-{len(list(directory.iterdir()))}.json").write_text(
+        json.dumps(data)
+    )
+
+
+def _steady(users: int, window: range, rps_per_name: int, ms: float) -> dict[int, dict[str, Any]]:
+    """A closed loop that satisfies Little's law: users = X*R + tasks/s*1.5."""
+    tasks = round((users - 3 * rps_per_name * ms / 1000) / 1.5)
+    return {
+        s: {"GET /a": _bucket(rps_per_name, ms), "POST /b": _bucket(rps_per_name, ms),
+            "GET /c": _bucket(rps_per_name, ms), TASK_KEY: {"count": tasks, "failures": 0,
+                                                              "hist": {}}}
+        for s in window
+    }  # fmt: skip
+
+
+CTX = StepContext("gunicorn", "wsgi", 30, warmup_s=2, window_s=10, think_mean_s=1.5,
+                  votes_db=200, locust_exit=0)  # fmt: skip
+
+
+def test_window_excludes_warmup_and_drain(tmp_path: Path) -> None:
+    start, end = window_bounds(T0 + 0.4, 2, 10)
+    assert (start, end) == (T0 + 3, T0 + 13)
+    seconds = _steady(30, range(start, end), 6, 50)
+    seconds[start - 1] = {"GET /a": _bucket(999, 5000, failures=999)}  # warm-up: excluded
+    seconds[end] = {"GET /a": _bucket(999, 5000, failures=999)}  # drain: excluded
+    _write(tmp_path, seconds=seconds,
+           events={"spawning_complete": T0 + 0.4, "test_stopping": end + 0.25},
+           votes={"attempted": 200, "acknowledged": 200},
+           cpu=[(T0, 1.0), (end + 1, 2.0)])  # fmt: skip
+    row = analyse_step(read_step_records(tmp_path), CTX)
+    assert row.status == "ok"
+    assert row.requests == 180 and row.failures == 0
+    assert row.rps == 18.0
+    assert row.p95_ms == 50 and row.max_ms == 50
+    assert row.integrity == "exact" and row.drained
+    assert row.valid, row.invalid_reason
+    assert row.gen_cpu_pct < 10
+
+
+def test_saturated_generator_marks_the_step_invalid(tmp_path: Path) -> None:
+    start, end = window_bounds(T0, 2, 10)
+    _write(tmp_path, seconds=_steady(30, range(start, end), 6, 50),
+           events={"spawning_complete": T0, "test_stopping": end + 0.25},
+           votes={"attempted": 200, "acknowledged": 200},
+           cpu=[(start, 0.0), (end, 9.5)])  # 95 % of a core in the window  # fmt: skip
+    row = analyse_step(read_step_records(tmp_path), CTX)
+    assert not row.valid
+    assert "load generator saturated" in row.invalid_reason
+    assert row.gen_cpu_pct == pytest.approx(95)
+
+
+def test_littles_law_violation_is_flagged(tmp_path: Path) -> None:
+    start, end = window_bounds(T0, 2, 10)
+    seconds = _steady(15, range(start, end), 6, 50)  # behaves like 15 users, claims 30
+    _write(tmp_path, seconds=seconds, events={"spawning_complete": T0},
+           votes={"attempted": 200, "acknowledged": 200}, cpu=[])  # fmt: skip
+    row = analyse_step(read_step_records(tmp_path), CTX)
+    assert "Little's law" in row.invalid_reason
+    assert row.littles_users == pytest.approx(15, rel=0.1)
+
+
+def test_truncated_window_and_data_loss_are_flagged(tmp_path: Path) -> None:
+    start, end = window_bounds(T0, 2, 10)
+    _write(tmp_path, seconds=_steady(30, range(start, end - 4), 6, 50),
+           events={"spawning_complete": T0, "test_stopping": end - 4},
+           votes={"attempted": 250, "acknowledged": 250}, cpu=[])  # fmt: skip
+    row = analyse_step(read_step_records(tmp_path), CTX)  # database counted 200 of 250 acks
+    assert row.integrity == "DATA LOSS"
+    assert "window truncated" in row.invalid_reason
+    assert "database" in row.invalid_reason
+
+
+def test_in_flight_votes_are_consistent_not_exact(tmp_path: Path) -> None:
+    start, end = window_bounds(T0, 2, 10)
+    _write(tmp_path, seconds=_steady(30, range(start, end), 6, 50),
+           events={"spawning_complete": T0},
+           votes={"attempted": 205, "acknowledged": 198, "lost": 2}, cpu=[])  # fmt: skip
+    row = analyse_step(read_step_records(tmp_path), CTX)
+    assert row.votes_inflight == 5 and not row.drained
+    assert row.integrity.startswith("consistent")
+
+
+def test_worker_records_merge(tmp_path: Path) -> None:
+    start, end = window_bounds(T0, 2, 10)
+    half = _steady(15, range(start, end), 3, 50)
+    _write(tmp_path, role="master", seconds={}, events={"spawning_complete": T0},
+           votes={}, cpu=[])  # fmt: skip
+    for _ in range(2):
+        _write(tmp_path, role="worker", seconds=half, events={},
+               votes={"attempted": 100, "acknowledged": 100}, cpu=[])  # fmt: skip
+    row = analyse_step(read_step_records(tmp_path), CTX)
+    assert row.requests == 180
+    assert row.votes_ok == 200 and row.integrity == "exact"
+    assert row.gen_processes == 2
+
+
+def test_no_records_is_a_failed_step(tmp_path: Path) -> None:
+    row = analyse_step(read_step_records(tmp_path / "missing"), CTX)
+    assert row.status == "failed" and not row.valid
+    assert math.isnan(row.rps)
