@@ -7,7 +7,9 @@ goes on. Every step's row is on disk the moment the step ends. Teardown always r
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import traceback
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, TextIO
@@ -27,6 +29,8 @@ from gatewaybench.stack import app, nginx, pollsdb, postgres
 from gatewaybench.stack.app import AppEnv, bin_dir
 from gatewaybench.stack.process import ManagedProcess
 from gatewaybench.stack.verify import verify_scenario
+
+RUN_MARKER_ENV = "GATEWAYBENCH_RUN_DIR"
 
 
 class Context:
@@ -53,30 +57,46 @@ class Context:
 
 def run_bench(spec: RunSpec, out: TextIO = sys.stdout, log: TextIO = sys.stderr) -> int:
     """Run the matrix; print the seed tables and, as the last line, the run directory."""
-    resolved = preflight.check(spec)  # usage errors surface before anything is created
-    run_dir = create_run_dir(spec.reports_dir.absolute(), spec.label)
-    rec = RunRecorder.start(run_dir, _manifest_base(spec, resolved))
-    ctx = Context(spec, resolved, rec, log)
-    ctx.say(f"gatewaybench: run directory {run_dir}")
-    status, code, error = "complete", 0, None
+    with interruptible() as guard:
+        try:
+            resolved = preflight.check(spec)  # usage errors surface before anything is created
+            run_dir = create_run_dir(spec.reports_dir.absolute(), spec.label)
+        except Interrupted as exc:
+            return exc.exit_code  # nothing was started or written yet
+        try:
+            rec = RunRecorder.start(run_dir, _manifest_base(spec, resolved))
+        except BaseException:
+            shutil.rmtree(run_dir)  # ours, just made, holds nothing measured
+            raise
+        # Every child inherits this, so anything we started can be found by its environment.
+        os.environ[RUN_MARKER_ENV] = str(run_dir)
+        ctx = Context(spec, resolved, rec, log)
+        ctx.say(f"gatewaybench: run directory {run_dir}")
+        status, code, error = _run_and_classify(ctx)
+        guard.disarm()  # from here on a signal waits until the results are written
+        rec.finish(status, error)
+        print(seed_tables(read_steps(run_dir)), file=out)
+        print(run_dir, file=out, flush=True)
+        return code if code or guard.exit_code is None else guard.exit_code
+
+
+def _run_and_classify(ctx: Context) -> tuple[str, int, str | None]:
+    """(manifest status, exit code, error) of running the matrix; never raises."""
     try:
-        with interruptible():
-            failed = _run_matrix(ctx)
-            if failed:
-                status, code = "failed", 1
-                error = "servers failed: " + ", ".join(failed)
+        failed = _run_matrix(ctx)
     except Interrupted as exc:
-        status, code, error = "interrupted", exc.exit_code, f"interrupted by signal {exc.signum}"
+        return "interrupted", exc.exit_code, f"interrupted by signal {exc.signum}"
     except GatewaybenchError as exc:
-        status, code, error = "failed", exc.exit_code, exc.one_line()
         ctx.say(f"gatewaybench: {exc.one_line()}")
         if exc.detail:
             ctx.say(exc.detail)
-    finally:
-        rec.finish(status, error)
-    print(seed_tables(read_steps(run_dir)), file=out)
-    print(run_dir, file=out, flush=True)
-    return code
+        return "failed", exc.exit_code, exc.one_line()
+    except Exception as exc:  # a bug or an unexpected failure: still record what finished
+        ctx.say(traceback.format_exc())
+        return "failed", 1, f"unexpected error: {type(exc).__name__}: {exc}"
+    if failed:
+        return "failed", 1, "servers failed: " + ", ".join(failed)
+    return "complete", 0, None
 
 
 def _manifest_base(spec: RunSpec, resolved: preflight.Resolved) -> dict[str, Any]:
@@ -201,5 +221,6 @@ def _progress(row: StepRow) -> str:
         return f"[{row.server}] {row.users} users: FAILED ({row.invalid_reason})"
     verdict = "valid" if row.valid else f"INVALID: {row.invalid_reason}"
     return (f"[{row.server}] {row.users} users: {row.rps:.1f} req/s, {row.fail_pct:.2f}% failed, "
-            f"p95 {row.p95_ms:.0f} ms, votes {row.votes_ok}/{row.votes_db} ({row.integrity}); "
+            f"p95 {row.p95_ms:.0f} ms, votes acked/in db {row.votes_ok}/{row.votes_db} "
+        f"({row.integrity}); "
             f"{verdict}")  # fmt: skip

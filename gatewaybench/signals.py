@@ -5,24 +5,40 @@ from __future__ import annotations
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from types import FrameType
 
 from gatewaybench.errors import Interrupted
 
 
-@contextmanager
-def interruptible() -> Iterator[None]:
-    fired: list[int] = []
+@dataclass
+class SignalGuard:
+    """Raises Interrupted on the first signal while armed; later signals are only recorded,
+    so a second Ctrl-C cannot cut a teardown or the final manifest write short."""
 
-    def handler(signum: int, _frame: FrameType | None) -> None:
-        # Only the first signal interrupts; a second one must not cut the teardown short.
-        if not fired:
-            fired.append(signum)
+    armed: bool = True
+    received: list[int] = field(default_factory=list)
+
+    def handler(self, signum: int, _frame: FrameType | None) -> None:
+        first = not self.received
+        self.received.append(signum)
+        if first and self.armed:
             raise Interrupted(signum)
 
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    def disarm(self) -> None:
+        self.armed = False
+
+    @property
+    def exit_code(self) -> int | None:
+        return 128 + self.received[0] if self.received else None
+
+
+@contextmanager
+def interruptible() -> Iterator[SignalGuard]:
+    guard = SignalGuard()
+    previous = {s: signal.signal(s, guard.handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield
+        yield guard
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)

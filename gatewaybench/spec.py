@@ -49,8 +49,8 @@ class DjangoSettings:
 @dataclass(frozen=True)
 class LoadSettings:
     users: tuple[int, ...] = SEED_USERS
-    ramp_s: float = 3.0  # users are spawned over this long...
-    warmup_s: float = 5.0  # ...then this long passes before the steady window starts
+    ramp_s: float = 2.0  # users are spawned over this long...
+    warmup_s: float = 3.0  # ...then this long passes before the steady window starts
     window_s: int = 30  # the steady window the figures come from
     client_timeout_s: float = 10.0
     stop_timeout_s: float = 15.0  # drain: how long in-flight requests get when a step stops

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -24,14 +25,17 @@ def descendants() -> list[psutil.Process]:
 
 
 def processes_mentioning(text: str) -> list[psutil.Process]:
-    """Any process on the machine whose command line mentions `text` (e.g. a run directory)."""
+    """Live processes whose command line or environment mentions `text` (e.g. a run directory:
+    the harness exports GATEWAYBENCH_RUN_DIR to every child, even those whose argv is opaque)."""
     found = []
     for proc in psutil.process_iter(["cmdline", "status"]):
         try:
+            if proc.info["status"] == psutil.STATUS_ZOMBIE or proc.pid == os.getpid():
+                continue
             cmdline = " ".join(proc.info["cmdline"] or [])
-            if text in cmdline and proc.info["status"] != psutil.STATUS_ZOMBIE:
+            if text in cmdline or any(text in v for v in proc.environ().values()):
                 found.append(proc)
-        except psutil.NoSuchProcess:
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
     return found
 

@@ -64,7 +64,7 @@ class StepRow:
     votes_db: int | None = None
     votes_inflight: int = 0
     drained: bool = False
-    integrity: str = ""
+    integrity: str = ""  # exact | consistent | DATA_LOSS | not_measured
     gen_processes: int = 0
     gen_cpu_pct: float = math.nan
     littles_users: float = math.nan
@@ -130,13 +130,14 @@ def _audit(records: StepRecords, row: StepRow) -> None:
     row.votes_inflight = max(0, row.votes_attempted - finished)
     row.drained = bool(records.processes) and row.votes_inflight == 0
     if row.votes_db is None:
-        row.integrity = "not measured"
+        row.integrity = "not_measured"
     elif row.drained and votes["lost"] == 0:
-        row.integrity = "exact" if row.votes_db == row.votes_ok else "DATA LOSS"
+        row.integrity = "exact" if row.votes_db == row.votes_ok else "DATA_LOSS"
     elif row.votes_ok <= row.votes_db <= row.votes_attempted:
-        row.integrity = "consistent (in flight or unanswered votes)"
+        # some votes were in flight or unanswered: the database may hold a few more than acked
+        row.integrity = "consistent"
     else:
-        row.integrity = "DATA LOSS"
+        row.integrity = "DATA_LOSS"
 
 
 def _generator(records: StepRecords, row: StepRow, start: int, end: int) -> None:
@@ -176,6 +177,6 @@ def _invalid_reasons(records: StepRecords, row: StepRow, end: int) -> list[str]:
             f"Little's law off by {row.littles_err_pct:.0f}% (> {LITTLE_TOLERANCE_PCT:.0f}%): "
             "the generator did not hold its users"
         )
-    if row.integrity == "DATA LOSS":
+    if row.integrity == "DATA_LOSS":
         reasons.append("votes acknowledged differ from votes counted in the database")
     return reasons
