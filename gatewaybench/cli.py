@@ -20,6 +20,7 @@ from gatewaybench.spec import (
     NginxSettings,
     PostgresSettings,
     RunSpec,
+    Thresholds,
     parse_servers,
     parse_steps,
     validate,
@@ -47,8 +48,14 @@ def _float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
 
 
+def _processes(text: str) -> int:
+    """A positive count, or 'auto' (0): scale Locust's processes with its CPU use."""
+    return 0 if text == "auto" else _int(text)
+
+
 def _add_run_flags(p: argparse.ArgumentParser) -> None:
     d, ld, nd, pd = RunSpec(), LoadSettings(), NginxSettings(), PostgresSettings()
+    td = Thresholds()
     dd = DjangoSettings()
     add = p.add_argument
     add(
@@ -76,7 +83,20 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
         default=ld.stop_timeout_s,
         help="seconds in-flight requests get to finish when a step ends",
     )
-    add("--processes", type=_int, default=ld.processes, help="Locust processes (master + workers)")
+    add(
+        "--processes",
+        type=_processes,
+        default=ld.processes,
+        help="Locust processes (master + workers), or 'auto' to add them as the generator loads",
+    )
+    add("--slo-ms", type=_float, default=td.slo_ms, help="p95 limit for capacity; slow_pct line")
+    add(
+        "--capacity-fail-pct",
+        type=_float,
+        default=td.fail_pct,
+        help="failure %% limit for capacity",
+    )
+    add("--repeat", type=_int, default=d.repeat, help="run the matrix N times, servers interleaved")
     add("--label", default=d.label, help="suffix of the run directory name")
     add("--reports-dir", type=Path, default=d.reports_dir, help="where run directories go")
     add("--nginx-worker-processes", default=nd.worker_processes)
@@ -121,33 +141,49 @@ def build_parser(environ: dict[str, str]) -> argparse.ArgumentParser:
 
 def spec_from_args(a: argparse.Namespace) -> RunSpec:
     load = LoadSettings(
-        users=a.users, ramp_s=a.ramp, warmup_s=a.warmup, window_s=a.window,
-        client_timeout_s=a.client_timeout, stop_timeout_s=a.stop_timeout, processes=a.processes,
-    )  # fmt: skip
+        users=a.users,
+        ramp_s=a.ramp,
+        warmup_s=a.warmup,
+        window_s=a.window,
+        client_timeout_s=a.client_timeout,
+        stop_timeout_s=a.stop_timeout,
+        processes=a.processes,
+    )
     spec = RunSpec(
-        servers=a.servers, workers=a.workers, label=a.label, reports_dir=a.reports_dir,
+        servers=a.servers,
+        workers=a.workers,
+        label=a.label,
+        reports_dir=a.reports_dir,
         load=load,
-        nginx=NginxSettings(worker_processes=a.nginx_worker_processes,
-                            worker_connections=a.nginx_worker_connections,
-                            listen_backlog=a.nginx_backlog, port=a.nginx_port,
-                            access_log=not a.no_access_log),
+        nginx=NginxSettings(
+            worker_processes=a.nginx_worker_processes,
+            worker_connections=a.nginx_worker_connections,
+            listen_backlog=a.nginx_backlog,
+            port=a.nginx_port,
+            access_log=not a.no_access_log,
+        ),
         postgres=PostgresSettings(max_connections=a.pg_max_connections, port=a.pg_port),
-        django=DjangoSettings(conn_max_age=a.conn_max_age, questions=a.questions,
-                              choices=a.choices),
+        django=DjangoSettings(
+            conn_max_age=a.conn_max_age, questions=a.questions, choices=a.choices
+        ),
         app_port=a.app_port,
-    )  # fmt: skip
+        thresholds=Thresholds(slo_ms=a.slo_ms, fail_pct=a.capacity_fail_pct),
+        repeat=a.repeat,
+    )
     return validate(spec)
 
 
 def _report(run_dirs: Sequence[Path]) -> int:
-    from gatewaybench.analysis.tables import read_steps, seed_tables
+    from gatewaybench.analysis.tables import run_summary
 
     for run_dir in run_dirs:
         if not (run_dir / "steps.csv").is_file() or not (run_dir / "manifest.json").is_file():
-            raise UsageError(f"{run_dir} is not a run directory (no steps.csv/manifest.json)",
-                             "pass a directory under reports/, e.g. reports/latest")  # fmt: skip
+            raise UsageError(
+                f"{run_dir} is not a run directory (no steps.csv/manifest.json)",
+                "pass a directory under reports/, e.g. reports/latest",
+            )
         print(f"== {run_dir.resolve().name}")
-        print(seed_tables(read_steps(run_dir)))
+        print(run_summary(run_dir))
     return 0
 
 

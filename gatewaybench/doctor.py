@@ -28,8 +28,11 @@ def _nginx() -> str:
 
 
 def _python_tools() -> str:
-    missing = [t for t in ["locust", *(s.package for s in REGISTRY.values())]
-               if not os.access(bin_dir() / t, os.X_OK)]  # fmt: skip
+    missing = [
+        t
+        for t in ["locust", *(s.package for s in REGISTRY.values())]
+        if not os.access(bin_dir() / t, os.X_OK)
+    ]
     if missing:
         raise GatewaybenchError(
             f"missing in {bin_dir()}: {', '.join(missing)}", "run `make install`"

@@ -15,19 +15,17 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from gatewaybench import preflight
-from gatewaybench.analysis.records import read_step_records
-from gatewaybench.analysis.step import StepContext, StepRow, analyse_step
-from gatewaybench.analysis.tables import read_steps, seed_tables
+from gatewaybench.analysis.step import StepRow
+from gatewaybench.analysis.tables import run_summary
 from gatewaybench.errors import GatewaybenchError, Interrupted, StackError
-from gatewaybench.load import locust_runner
+from gatewaybench.load import autoscale, locust_runner, step
 from gatewaybench.results import provenance
 from gatewaybench.results.rundir import RunRecorder, create_run_dir
 from gatewaybench.servers import REGISTRY, ServerDef, effective_workers
 from gatewaybench.signals import interruptible
 from gatewaybench.spec import RunSpec
 from gatewaybench.stack import app, nginx, pollsdb, postgres
-from gatewaybench.stack.app import AppEnv, bin_dir
-from gatewaybench.stack.process import ManagedProcess
+from gatewaybench.stack.app import AppEnv
 from gatewaybench.stack.verify import verify_scenario
 
 RUN_MARKER_ENV = "GATEWAYBENCH_RUN_DIR"
@@ -75,7 +73,7 @@ def run_bench(spec: RunSpec, out: TextIO = sys.stdout, log: TextIO = sys.stderr)
         status, code, error = _run_and_classify(ctx)
         guard.disarm()  # from here on a signal waits until the results are written
         rec.finish(status, error)
-        print(seed_tables(read_steps(run_dir)), file=out)
+        print(run_summary(run_dir), file=out)
         print(run_dir, file=out, flush=True)
         return code if code or guard.exit_code is None else guard.exit_code
 
@@ -104,15 +102,21 @@ def _manifest_base(spec: RunSpec, resolved: preflight.Resolved) -> dict[str, Any
         "label": spec.label,
         "spec": spec.to_json(),
         "resolved": {
-            "ports": {"nginx": resolved.nginx_port, "postgres": resolved.pg_port,
-                      "app": resolved.app_port},
+            "ports": {
+                "nginx": resolved.nginx_port,
+                "postgres": resolved.pg_port,
+                "app": resolved.app_port,
+            },
             "postgres_bindir": str(resolved.pg_bins.bindir),
             "postgres_user": postgres.run_as_user() or "(the invoking user)",
             "nginx_binary": str(resolved.nginx_bin),
             "locustfile": str(locust_runner.LOCUSTFILE),
             "spawn_rate_per_step": {u: spec.load.spawn_rate(u) for u in spec.load.users},
-            "django": {"DEBUG": False, "CONN_MAX_AGE": spec.django.conn_max_age,
-                       "database_driver": "psycopg2"},
+            "django": {
+                "DEBUG": False,
+                "CONN_MAX_AGE": spec.django.conn_max_age,
+                "database_driver": "psycopg2",
+            },
         },
         "versions": {
             **provenance.package_versions(),
@@ -121,7 +125,7 @@ def _manifest_base(spec: RunSpec, resolved: preflight.Resolved) -> dict[str, Any
         },
         "machine": provenance.machine(),
         "git": provenance.git_info(),
-    }  # fmt: skip
+    }
 
 
 def _run_matrix(ctx: Context) -> list[str]:
@@ -129,98 +133,148 @@ def _run_matrix(ctx: Context) -> list[str]:
     with ExitStack() as stack:
         with ctx.rec.phase("postgres"):
             cluster = stack.enter_context(
-                postgres.running_cluster(ctx.resolved.pg_bins, ctx.run_dir, logs,
-                                         ctx.resolved.pg_port, spec.postgres)
-            )  # fmt: skip
+                postgres.running_cluster(
+                    ctx.resolved.pg_bins, ctx.run_dir, logs, ctx.resolved.pg_port, spec.postgres
+                )
+            )
         ctx.rec.manifest["resolved"]["postgres_data_dir"] = str(cluster.data_dir)
-        ctx.app_env = AppEnv.create(cluster.dsn, spec.django)
+        ctx.app_env = AppEnv.create(cluster.app_dsn, spec.django)
         with ctx.rec.phase("migrate+seed"):
             app.migrate_and_seed(ctx.app_env, ctx.base_env, logs)
             ctx.question_ids = tuple(pollsdb.question_ids(cluster.dsn))
-        failed = []
-        for name in spec.servers:
-            if not _run_server(ctx, REGISTRY[name], cluster.dsn):
-                failed.append(name)
+        failed: list[str] = []
+        # Repeats interleave servers (A B C, A B C) so slow drift hits every server alike.
+        for repeat in range(1, spec.repeat + 1):
+            for name in spec.servers:
+                if not _run_server(ctx, REGISTRY[name], cluster, repeat):
+                    failed.append(name if spec.repeat == 1 else f"{name} (repeat {repeat})")
         return failed
 
 
-def _run_server(ctx: Context, server: ServerDef, dsn: postgres.Dsn) -> bool:
+def _run_server(ctx: Context, server: ServerDef, cluster: postgres.Cluster, repeat: int) -> bool:
     """All steps of one server. A failure is recorded, not raised: the matrix continues."""
     workers = effective_workers(server, ctx.spec.workers)
-    ctx.rec.set_server(server.name, interface=server.interface, workers=workers,
-                       argv=app.server_argv(server, ctx.resolved.app_port, ctx.spec.workers),
-                       note=server.note, status="running")  # fmt: skip
+    ctx.rec.set_server(
+        server.name,
+        interface=server.interface,
+        workers=workers,
+        argv=app.server_argv(server, ctx.resolved.app_port, ctx.spec.workers),
+        note=server.note,
+        status="running",
+    )
+    phase = server.name if ctx.spec.repeat == 1 else f"{server.name} (repeat {repeat})"
     try:
-        with ctx.rec.phase(f"{server.name}"):
-            _serve_and_load(ctx, server, dsn)
+        with ctx.rec.phase(phase):
+            _serve_and_load(ctx, server, cluster, repeat)
     except StackError as exc:
         ctx.say(f"gatewaybench: {server.name} failed: {exc.one_line()}")
         if exc.detail:
             ctx.say(exc.detail)
-        ctx.rec.set_server(server.name, status="failed", error=exc.one_line(),
-                           log_tail=exc.detail)  # fmt: skip
+        ctx.rec.set_server(server.name, status="failed", error=exc.one_line(), log_tail=exc.detail)
         return False
     ctx.rec.set_server(server.name, status="complete")
     return True
 
 
-def _serve_and_load(ctx: Context, server: ServerDef, dsn: postgres.Dsn) -> None:
+def _serve_and_load(
+    ctx: Context, server: ServerDef, cluster: postgres.Cluster, repeat: int
+) -> None:
     assert ctx.app_env is not None
     logs = ctx.run_dir / "logs"
-    pollsdb.reset_votes(dsn)  # every server starts from the same data
-    ctx.say(f"[{server.name}] starting ({server.interface}, "
-            f"{effective_workers(server, ctx.spec.workers)} worker(s))")  # fmt: skip
-    with ExitStack() as stack:
-        proc = app.start_server(server, port=ctx.resolved.app_port, workers=ctx.spec.workers,
-                                app_env=ctx.app_env, base_env=ctx.base_env, logs=logs)  # fmt: skip
-        stack.callback(proc.stop)
-        stack.enter_context(
-            nginx.running_nginx(ctx.resolved.nginx_bin, ctx.spec.nginx,
-                                port=ctx.resolved.nginx_port, upstream_port=ctx.resolved.app_port,
-                                conf_dir=ctx.run_dir / "conf", logs=logs, name=server.name)
-        )  # fmt: skip
-        verify_scenario(ctx.resolved.nginx_port, ctx.question_ids[0])
-        pollsdb.reset_votes(dsn)  # the check's vote must not count in the first step
-        for users in ctx.spec.load.users:
-            row = _run_step(ctx, server, dsn, users, proc)
-            ctx.rec.add_step(row)
-            ctx.say(_progress(row))
-            if not proc.alive():
-                raise StackError(f"{server.name} died during the {users}-user step",
-                                 f"see {proc.log_path}", proc.log_tail())  # fmt: skip
-
-
-def _run_step(ctx: Context, server: ServerDef, dsn: postgres.Dsn, users: int,
-              proc: ManagedProcess) -> StepRow:  # fmt: skip
-    load = ctx.spec.load
-    step_dir = ctx.run_dir / "raw" / server.name / f"u{users}"
-    plan = locust_runner.StepPlan(users, ctx.resolved.nginx_port, step_dir,
-                                  step_dir / "locust", ctx.question_ids)  # fmt: skip
-    before = pollsdb.total_votes(dsn)
-    code = locust_runner.run_step(
-        bin_dir(),
-        load,
-        plan,
-        ctx.base_env,
-        ctx.run_dir / "logs" / f"locust-{server.name}-u{users}.log",
+    pollsdb.reset_votes(cluster.dsn)  # every server starts from the same data
+    ctx.say(
+        f"[{server.name}] starting ({server.interface}, "
+        f"{effective_workers(server, ctx.spec.workers)} worker(s))"
     )
-    after = pollsdb.total_votes(dsn)
-    row = analyse_step(
-        read_step_records(step_dir),
-        StepContext(server.name, server.interface, users, load.warmup_s, load.window_s,
-                    (load.think_min_s + load.think_max_s) / 2, after - before, code),
-    )  # fmt: skip
-    if not proc.alive():
-        row.status, row.valid = "failed", False
-        row.invalid_reason = f"app server exited with code {proc.popen.returncode} during the step"
-    return row
+    with ExitStack() as stack:
+        app_proc = app.start_server(
+            server,
+            port=ctx.resolved.app_port,
+            workers=ctx.spec.workers,
+            app_env=ctx.app_env,
+            base_env=ctx.base_env,
+            logs=logs,
+        )
+        stack.callback(app_proc.stop)
+        nginx_proc = stack.enter_context(
+            nginx.running_nginx(
+                ctx.resolved.nginx_bin,
+                ctx.spec.nginx,
+                port=ctx.resolved.nginx_port,
+                upstream_port=ctx.resolved.app_port,
+                conf_dir=ctx.run_dir / "conf",
+                logs=logs,
+                name=server.name,
+            )
+        )
+        verify_scenario(ctx.resolved.nginx_port, ctx.question_ids[0])
+        pollsdb.reset_votes(cluster.dsn)  # the check's vote must not count in the first step
+        target = step.Stack(
+            dsn=cluster.dsn,
+            app_database=cluster.app_dsn.dbname,
+            nginx_port=ctx.resolved.nginx_port,
+            question_ids=ctx.question_ids,
+            procs={"postgres": cluster.proc, "app": app_proc, "nginx": nginx_proc},
+            logs={
+                "nginx_error": logs / f"nginx-{server.name}-error.log",
+                "nginx_access": logs / f"nginx-{server.name}-access.log",
+                "app": app_proc.log_path,
+                "postgres": cluster.proc.log_path,
+            },
+            env=ctx.base_env,
+        )
+        _run_steps(ctx, server, target, repeat)
+
+
+def _run_steps(ctx: Context, server: ServerDef, target: step.Stack, repeat: int) -> None:
+    auto = ctx.spec.load.processes == 0
+    processes, previous = (1 if auto else ctx.spec.load.processes), None
+    for users in ctx.spec.load.users:
+        if auto:
+            processes = autoscale.next_processes(processes, previous, users)
+        result = step.measure_step(
+            ctx.spec,
+            server,
+            target,
+            users=users,
+            repeat=repeat,
+            processes=processes,
+            step_dir=ctx.run_dir / "raw" / server.name / f"r{repeat}" / f"u{users}",
+            locust_log=ctx.run_dir / "logs" / f"locust-{server.name}-r{repeat}-u{users}.log",
+        )
+        app_proc = target.procs["app"]
+        if not app_proc.alive():
+            result.row.status, result.row.valid = "failed", False
+            result.row.invalid_reason = (
+                f"app server exited with code {app_proc.popen.returncode} during the step"
+            )
+        ctx.rec.add_step(result.row, result.failures, result.resources)
+        ctx.say(_progress(result.row))
+        if result.row.integrity == "DATA_LOSS":
+            ctx.say(_data_loss_banner(result.row))
+        previous = result.row
+        if not app_proc.alive():
+            raise StackError(
+                f"{server.name} died during the {users}-user step",
+                f"see {app_proc.log_path}",
+                app_proc.log_tail(),
+            )
 
 
 def _progress(row: StepRow) -> str:
     if row.status != "ok":
         return f"[{row.server}] {row.users} users: FAILED ({row.invalid_reason})"
     verdict = "valid" if row.valid else f"INVALID: {row.invalid_reason}"
-    return (f"[{row.server}] {row.users} users: {row.rps:.1f} req/s, {row.fail_pct:.2f}% failed, "
-            f"p95 {row.p95_ms:.0f} ms, votes acked/in db {row.votes_ok}/{row.votes_db} "
-        f"({row.integrity}); "
-            f"{verdict}")  # fmt: skip
+    return (
+        f"[{row.server}] {row.users} users: {row.rps:.1f} req/s, {row.fail_pct:.2f}% failed, "
+        f"p95 {row.p95_ms:.0f} ms, {row.slow_pct:.0f}% slow, votes acked/in db "
+        f"{row.votes_ok}/{row.votes_db} ({row.integrity}), nginx {row.xcheck}; {verdict}"
+    )
+
+
+def _data_loss_banner(row: StepRow) -> str:
+    bar = "!" * 78
+    return (
+        f"{bar}\nDATA LOSS: {row.server} at {row.users} users: {row.votes_attempted} votes "
+        f"attempted, {row.votes_ok} acknowledged, {row.votes_db} counted in the database\n{bar}"
+    )

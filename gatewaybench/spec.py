@@ -54,12 +54,20 @@ class LoadSettings:
     window_s: int = 30  # the steady window the figures come from
     client_timeout_s: float = 10.0
     stop_timeout_s: float = 15.0  # drain: how long in-flight requests get when a step stops
-    processes: int = 1  # Locust processes (>1: Locust's own master + workers)
+    processes: int = 1  # Locust processes (>1: Locust's own master + workers; 0: auto)
     think_min_s: float = 1.0  # fixed by the scenario (between(1, 2)); recorded for Little's law
     think_max_s: float = 2.0
 
     def spawn_rate(self, users: int) -> float:
         return max(1.0, users / self.ramp_s) if self.ramp_s > 0 else float(users)
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """What "held" means for capacity: a valid step under both limits."""
+
+    slo_ms: float = 1000.0  # p95 latency limit; also the line for slow_pct
+    fail_pct: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -73,6 +81,8 @@ class RunSpec:
     postgres: PostgresSettings = field(default_factory=PostgresSettings)
     django: DjangoSettings = field(default_factory=DjangoSettings)
     app_port: int = 0
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    repeat: int = 1  # the whole matrix N times, servers interleaved
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -125,7 +135,10 @@ def validate(spec: RunSpec) -> RunSpec:
     _not_negative("--ramp", load.ramp_s)
     _not_negative("--stop-timeout", load.stop_timeout_s)
     _positive("--workers", spec.workers)
-    _positive("--processes", load.processes)
+    _not_negative("--processes", load.processes)
+    _positive("--repeat", spec.repeat)
+    _positive("--slo-ms", spec.thresholds.slo_ms)
+    _positive("--capacity-fail-pct", spec.thresholds.fail_pct)
     _positive("--pg-max-connections", spec.postgres.max_connections)
     _positive("--nginx-worker-connections", spec.nginx.worker_connections)
     _not_negative("--conn-max-age", spec.django.conn_max_age)

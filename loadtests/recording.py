@@ -45,12 +45,14 @@ class Bucket:
     count: int = 0
     failures: int = 0
     hist: Counter[int] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)  # failure message -> count
 
     def to_json(self) -> dict[str, Any]:
         return {
             "count": self.count,
             "failures": self.failures,
             "hist": {str(k): v for k, v in sorted(self.hist.items())},
+            "errors": dict(self.errors),
         }
 
 
@@ -58,7 +60,6 @@ class Bucket:
 class Recorder:
     role: str
     seconds: dict[int, dict[str, Bucket]] = field(default_factory=dict)
-    errors: Counter[tuple[str, str]] = field(default_factory=Counter)
     events: dict[str, float] = field(default_factory=dict)
     votes: Counter[str] = field(default_factory=Counter)
     cpu: list[tuple[float, float]] = field(default_factory=list)
@@ -70,7 +71,7 @@ class Recorder:
         bucket.hist[bucket_us(response_time_ms)] += 1
         if error is not None:
             bucket.failures += 1
-            self.errors[(name, error[:MAX_ERROR_TEXT])] += 1
+            bucket.errors[error[:MAX_ERROR_TEXT]] += 1
 
     def task_done(self) -> None:
         second = int(time.time())
@@ -90,10 +91,6 @@ class Recorder:
             "events": self.events,
             "votes": dict(self.votes),
             "cpu": self.cpu,
-            "errors": [
-                {"name": name, "error": error, "count": count}
-                for (name, error), count in sorted(self.errors.items())
-            ],
             "seconds": {
                 str(sec): {name: b.to_json() for name, b in sorted(names.items())}
                 for sec, names in sorted(self.seconds.items())

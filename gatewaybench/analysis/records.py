@@ -23,7 +23,6 @@ class ProcessRecord:
     events: dict[str, float]
     votes: Counter[str]
     cpu: list[tuple[float, float]]
-    errors: list[dict[str, Any]]
     seconds: dict[int, dict[str, dict[str, Any]]]
 
     @classmethod
@@ -34,7 +33,6 @@ class ProcessRecord:
             events={k: float(v) for k, v in data.get("events", {}).items()},
             votes=Counter({k: int(v) for k, v in data.get("votes", {}).items()}),
             cpu=[(float(t), float(c)) for t, c in data.get("cpu", [])],
-            errors=list(data.get("errors", [])),
             seconds={int(s): names for s, names in data.get("seconds", {}).items()},
         )
 
@@ -72,15 +70,15 @@ class StepRecords:
             total.update(p.votes)
         return total
 
-    def window_histogram(self, start: int, end: int, names: set[str] | None = None) -> Histogram:
-        """Completions stamped in seconds [start, end), over all request names or `names`."""
+    def window_histogram(self, start: int, end: int) -> Histogram:
+        """Latencies of requests completed in seconds [start, end), over all request names."""
         hist = Histogram()
         for p in self.processes:
             for second, per_name in p.seconds.items():
                 if not start <= second < end:
                     continue
                 for name, bucket in per_name.items():
-                    if name == TASK_KEY or (names is not None and name not in names):
+                    if name == TASK_KEY:
                         continue
                     hist.merge(Histogram.from_json(bucket.get("hist", {})))
         return hist
@@ -97,16 +95,15 @@ class StepRecords:
                         c["failures"] += int(bucket.get("failures", 0))
         return out
 
-    def errors(self) -> Counter[tuple[str, str]]:
-        total: Counter[tuple[str, str]] = Counter()
+    def window_errors(self, start: int, end: int) -> Counter[str]:
+        """Failure messages of requests completed in seconds [start, end)."""
+        total: Counter[str] = Counter()
         for p in self.processes:
-            for e in p.errors:
-                total[(str(e["name"]), str(e["error"]))] += int(e["count"])
+            for second, per_name in p.seconds.items():
+                if start <= second < end:
+                    for bucket in per_name.values():
+                        total.update({str(k): int(v) for k, v in bucket.get("errors", {}).items()})
         return total
-
-    def last_second(self) -> int | None:
-        seconds = [s for p in self.processes for s in p.seconds]
-        return max(seconds) if seconds else None
 
 
 def read_step_records(directory: Path) -> StepRecords:

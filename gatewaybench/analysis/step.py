@@ -19,11 +19,12 @@ LITTLE_TOLERANCE_PCT = 15.0
 PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
 
 STEP_COLUMNS = (
-    "server", "interface", "users", "status", "window_s", "window_start", "requests",
-    "failures", "fail_pct", "rps", "ok_rps", "mean_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms",
-    "p999_ms", "max_ms", "votes_attempted", "votes_ok", "votes_db", "votes_inflight", "drained",
-    "integrity", "gen_processes", "gen_cpu_pct", "littles_users", "littles_err_pct", "valid",
-    "invalid_reason", "locust_exit",
+    "server", "interface", "repeat", "users", "status", "window_s", "window_start", "requests",
+    "failures", "fail_pct", "slow_pct", "rps", "ok_rps", "mean_ms", "p50_ms", "p90_ms", "p95_ms",
+    "p99_ms", "p999_ms", "max_ms", "votes_attempted", "votes_ok", "votes_db", "votes_inflight",
+    "drained", "integrity", "gen_processes", "gen_cpu_pct", "littles_users", "littles_err_pct",
+    "nginx_requests", "nginx_p50_ms", "xcheck", "pg_clients_peak", "valid", "invalid_reason",
+    "locust_exit",
 )  # fmt: skip
 
 
@@ -45,11 +46,13 @@ class StepRow:
     interface: str
     users: int
     status: str = "ok"  # "ok": Locust ran to the end of its window; "failed": it did not
+    repeat: int = 1
     window_s: int = 0
     window_start: int = 0
     requests: int = 0
     failures: int = 0
     fail_pct: float = math.nan
+    slow_pct: float = math.nan  # share of window responses slower than the SLO
     rps: float = math.nan
     ok_rps: float = math.nan
     mean_ms: float = math.nan
@@ -69,6 +72,10 @@ class StepRow:
     gen_cpu_pct: float = math.nan
     littles_users: float = math.nan
     littles_err_pct: float = math.nan
+    nginx_requests: int | None = None  # nginx's own count for the window (cross-check)
+    nginx_p50_ms: float = math.nan
+    xcheck: str = ""
+    pg_clients_peak: int = 0
     valid: bool = False
     invalid_reason: str = ""
     locust_exit: int | None = None
@@ -83,7 +90,7 @@ def window_bounds(spawning_complete: float, warmup_s: float, window_s: int) -> t
     return start, start + window_s
 
 
-def analyse_step(records: StepRecords, ctx: StepContext) -> StepRow:
+def analyse_step(records: StepRecords, ctx: StepContext, slo_ms: float = 1000.0) -> StepRow:
     row = StepRow(ctx.server, ctx.interface, ctx.users, window_s=ctx.window_s)
     row.locust_exit = ctx.locust_exit
     row.votes_db = ctx.votes_db
@@ -95,7 +102,7 @@ def analyse_step(records: StepRecords, ctx: StepContext) -> StepRow:
         return row
     start, end = window_bounds(control.events["spawning_complete"], ctx.warmup_s, ctx.window_s)
     row.window_start = start
-    _figures(records, row, start, end)
+    _figures(records, row, start, end, slo_ms)
     _generator(records, row, start, end)
     _littles_law(records, row, start, end, ctx.think_mean_s)
     reasons = _invalid_reasons(records, row, end)
@@ -104,7 +111,7 @@ def analyse_step(records: StepRecords, ctx: StepContext) -> StepRow:
     return row
 
 
-def _figures(records: StepRecords, row: StepRow, start: int, end: int) -> None:
+def _figures(records: StepRecords, row: StepRow, start: int, end: int, slo_ms: float) -> None:
     counts = records.window_counts(start, end)
     requests = sum(c["count"] for name, c in counts.items() if name != TASK_KEY)
     failures = sum(c["failures"] for name, c in counts.items() if name != TASK_KEY)
@@ -113,6 +120,7 @@ def _figures(records: StepRecords, row: StepRow, start: int, end: int) -> None:
     row.fail_pct = 100 * failures / requests if requests else math.nan
     row.rps = requests / row.window_s
     row.ok_rps = (requests - failures) / row.window_s
+    row.slow_pct = 100 * hist.count_above_ms(slo_ms) / hist.total if hist.total else math.nan
     row.mean_ms = hist.mean_ms()
     row.max_ms = hist.max_ms()
     for q, attr in zip(

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from gatewaybench.spec import LoadSettings
 from gatewaybench.stack import process
+from gatewaybench.stack.app import bin_dir
 from gatewaybench.stack.net import LOOPBACK, free_port
 
 LOCUSTFILE = Path(__file__).resolve().parents[2] / "loadtests" / "locustfile.py"
@@ -28,6 +29,7 @@ class StepPlan:
     record_dir: Path
     csv_prefix: Path
     question_ids: tuple[int, ...]
+    processes: int = 1
 
 
 def run_time_cap_s(load: LoadSettings) -> int:
@@ -37,25 +39,25 @@ def run_time_cap_s(load: LoadSettings) -> int:
 def locust_argv(bin_dir: Path, load: LoadSettings, plan: StepPlan, master_port: int) -> list[str]:
     argv = [
         str(bin_dir / "locust"),
-        "-f", str(LOCUSTFILE),
+        f"--locustfile={LOCUSTFILE}",
         "--headless",
-        "--host", f"http://{LOOPBACK}:{plan.host_port}",
-        "--users", str(plan.users),
-        "--spawn-rate", f"{load.spawn_rate(plan.users):g}",
-        "--run-time", f"{run_time_cap_s(load)}s",
-        "--stop-timeout", f"{load.stop_timeout_s:g}",
-        "--csv", str(plan.csv_prefix),
-        "--html", f"{plan.csv_prefix}.html",
+        f"--host=http://{LOOPBACK}:{plan.host_port}",
+        f"--users={plan.users}",
+        f"--spawn-rate={load.spawn_rate(plan.users):g}",
+        f"--run-time={run_time_cap_s(load)}s",
+        f"--stop-timeout={load.stop_timeout_s:g}",
+        f"--csv={plan.csv_prefix}",
+        f"--html={plan.csv_prefix}.html",
         "--only-summary",
-        "--loglevel", "INFO",
-    ]  # fmt: skip
-    if load.processes > 1:
+        "--loglevel=INFO",
+    ]
+    if plan.processes > 1:
         # Locust's own master/worker distribution; the master listens on loopback only.
         argv += [
-            "--processes", str(load.processes),
-            "--master-bind-host", LOOPBACK,
-            "--master-bind-port", str(master_port),
-        ]  # fmt: skip
+            f"--processes={plan.processes}",
+            f"--master-bind-host={LOOPBACK}",
+            f"--master-bind-port={master_port}",
+        ]
     return argv
 
 
@@ -74,17 +76,20 @@ def locust_env(base: dict[str, str], load: LoadSettings, plan: StepPlan) -> dict
     return env
 
 
-def run_step(
-    bin_dir: Path, load: LoadSettings, plan: StepPlan, base_env: dict[str, str], log_path: Path
-) -> int | None:
-    """Run one step to its end. Returns Locust's exit code (None: it had to be stopped)."""
+def start_step(
+    load: LoadSettings, plan: StepPlan, base_env: dict[str, str], log_path: Path
+) -> process.ManagedProcess:
     plan.record_dir.mkdir(parents=True, exist_ok=True)
-    proc = process.start(
+    return process.start(
         f"locust ({plan.users} users)",
-        locust_argv(bin_dir, load, plan, free_port()),
+        locust_argv(bin_dir(), load, plan, free_port()),
         log_path=log_path,
         env=locust_env(base_env, load, plan),
     )
+
+
+def wait_step(proc: process.ManagedProcess, load: LoadSettings) -> int | None:
+    """Wait for the step to end by itself. Returns Locust's exit code (None: we had to stop it)."""
     try:
         return proc.popen.wait(timeout=run_time_cap_s(load) + load.stop_timeout_s + WAIT_SLACK_S)
     except subprocess.TimeoutExpired:

@@ -55,9 +55,13 @@ def git_info() -> dict[str, Any]:
     def git(*args: str) -> str | None:
         try:
             out = subprocess.run(
-                ["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10,
+                ["git", *args],
+                cwd=REPO_ROOT,
+                capture_output=True,
+                text=True,
+                timeout=10,
                 check=False,
-            )  # fmt: skip
+            )
         except OSError:
             return None
         return out.stdout.strip() if out.returncode == 0 else None

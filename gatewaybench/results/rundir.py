@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gatewaybench.analysis.failures import FAILURE_COLUMNS, FailureRow
+from gatewaybench.analysis.resources import RESOURCE_COLUMNS, ResourceRow
 from gatewaybench.analysis.step import STEP_COLUMNS, StepRow
 from gatewaybench.errors import UsageError
 from gatewaybench.results.files import write_csv, write_json
@@ -22,6 +24,8 @@ from gatewaybench.results.files import write_csv, write_json
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
 STEPS_CSV = "steps.csv"
+FAILURES_CSV = "failures.csv"
+RESOURCES_CSV = "resources.csv"
 LATEST = "latest"
 
 
@@ -72,6 +76,8 @@ class RunRecorder:
     path: Path
     manifest: dict[str, Any]
     rows: list[StepRow] = field(default_factory=list)
+    failures: list[FailureRow] = field(default_factory=list)
+    resources: list[ResourceRow] = field(default_factory=list)
 
     @classmethod
     def start(cls, path: Path, manifest: dict[str, Any]) -> RunRecorder:
@@ -87,16 +93,35 @@ class RunRecorder:
         rec = cls(path, manifest)
         rec.save_manifest()
         write_csv(path / STEPS_CSV, STEP_COLUMNS, [])
+        write_csv(path / FAILURES_CSV, FAILURE_COLUMNS, [])
+        write_csv(path / RESOURCES_CSV, RESOURCE_COLUMNS, [])
         point_latest(path)
         return rec
 
     def save_manifest(self) -> None:
         write_json(self.path / MANIFEST, self.manifest)
 
-    def add_step(self, row: StepRow) -> None:
+    def add_step(
+        self,
+        row: StepRow,
+        failures: list[FailureRow] | None = None,
+        resources: list[ResourceRow] | None = None,
+    ) -> None:
+        """Persist one finished step: its row, its failures and its resource figures."""
         self.rows.append(row)
-        write_json(self.path / "steps" / f"{row.server}-u{row.users}.json", row.to_json())
+        name = f"{row.server}-r{row.repeat}-u{row.users}.json"
+        write_json(self.path / "steps" / name, row.to_json())
         write_csv(self.path / STEPS_CSV, STEP_COLUMNS, (r.to_json() for r in self.rows))
+        if failures:
+            self.failures += failures
+            write_csv(
+                self.path / FAILURES_CSV, FAILURE_COLUMNS, (f.to_json() for f in self.failures)
+            )
+        if resources:
+            self.resources += resources
+            write_csv(
+                self.path / RESOURCES_CSV, RESOURCE_COLUMNS, (r.to_json() for r in self.resources)
+            )
 
     def set_server(self, server: str, **facts: Any) -> None:
         self.manifest["servers"].setdefault(server, {}).update(facts)

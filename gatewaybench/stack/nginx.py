@@ -139,9 +139,11 @@ def running_nginx(
     proc = process.start(f"nginx ({name})", argv, log_path=logs / f"nginx-{name}.log")
     try:
         process.wait_until(
-            proc, f"HTTP 200 from http://{LOOPBACK}:{port}/healthz through nginx",
-            lambda: http_ok(port, "/healthz", "ok"), READY_TIMEOUT_S,
-        )  # fmt: skip
+            proc,
+            f"HTTP 200 from http://{LOOPBACK}:{port}/healthz through nginx",
+            lambda: http_ok(port, "/healthz", "ok"),
+            READY_TIMEOUT_S,
+        )
         yield proc
     finally:
         proc.stop()
@@ -158,7 +160,10 @@ def check_config(binary: Path, conf: Path, prefix: Path, error_log: Path) -> Non
     """`nginx -t` on a rendered config: used by tests and doctor."""
     out = subprocess.run(
         [str(binary), "-t", "-p", str(prefix), "-e", str(error_log), "-c", str(conf)],
-        capture_output=True, text=True, check=False, timeout=30,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
     if out.returncode != 0:
         raise StackError("nginx rejected the rendered config", f"see {conf}", out.stderr)

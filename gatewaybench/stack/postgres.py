@@ -17,6 +17,7 @@ import signal
 import stat
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,10 +31,13 @@ from gatewaybench.spec import PostgresSettings
 from gatewaybench.stack import process
 from gatewaybench.stack.net import LOOPBACK
 
-SUPERUSER = "gatewaybench"
+SUPERUSER = "gatewaybench"  # the harness's own role: counts votes, resets data
+APP_ROLE = "polls"  # the app's role: not a superuser, so superuser_reserved_connections keep
+# a few slots for the harness even when the app exhausts max_connections
 DB_NAME = "polls"
 UNPRIVILEGED_CANDIDATES = ("postgres", "nobody")
 INITDB_TIMEOUT_S = 120
+CONNECT_ATTEMPTS = 6
 READY_TIMEOUT_S = 60
 
 
@@ -59,16 +63,26 @@ class Dsn:
     dbname: str
 
     def connect(self, dbname: str | None = None) -> psycopg2.extensions.connection:
-        conn = psycopg2.connect(
-            host=self.host,
-            port=self.port,
-            user=self.user,
-            password=self.password,
-            dbname=dbname or self.dbname,
-            connect_timeout=5,
-        )
-        conn.autocommit = True
-        return conn
+        # While the app storms a full server, even a reserved superuser slot can be briefly
+        # taken by backends still authenticating: retry that one error a few times.
+        for attempt in range(CONNECT_ATTEMPTS):
+            try:
+                conn = psycopg2.connect(
+                    host=self.host,
+                    port=self.port,
+                    user=self.user,
+                    password=self.password,
+                    dbname=dbname or self.dbname,
+                    connect_timeout=5,
+                )
+            except psycopg2.OperationalError as exc:
+                if "too many clients" not in str(exc) or attempt == CONNECT_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.5)
+                continue
+            conn.autocommit = True
+            return conn
+        raise AssertionError("unreachable")
 
 
 def find_binaries() -> Binaries:
@@ -147,7 +161,8 @@ def _private_dir(path: Path, owner: str | None) -> Path:
 
 @dataclass
 class Cluster:
-    dsn: Dsn
+    dsn: Dsn  # superuser, for the harness
+    app_dsn: Dsn  # the app's own role, owner of the database
     data_dir: Path
     socket_dir: Path
     user: str | None
@@ -240,8 +255,9 @@ def running_cluster(
         process.wait_until(
             proc, f"connections on {LOOPBACK}:{port}", lambda: _accepts(dsn), READY_TIMEOUT_S
         )
-        _create_database(dsn)
-        yield Cluster(dsn, data_dir, socket_dir, user, server_version(bins), proc)
+        app_dsn = Dsn(LOOPBACK, port, APP_ROLE, secrets.token_urlsafe(24), DB_NAME)
+        _create_database(dsn, app_dsn)
+        yield Cluster(dsn, app_dsn, data_dir, socket_dir, user, server_version(bins), proc)
     finally:
         if proc is not None:
             proc.stop(timeout_s=30)
@@ -259,11 +275,13 @@ def _accepts(dsn: Dsn) -> bool:
     return True
 
 
-def _create_database(dsn: Dsn) -> None:
+def _create_database(dsn: Dsn, app: Dsn) -> None:
     conn = dsn.connect("postgres")
     try:
         with conn.cursor() as cur:
-            cur.execute(f'CREATE DATABASE "{DB_NAME}"')
+            # Identifiers are our constants; the password goes as a bound parameter.
+            cur.execute(f'CREATE ROLE "{app.user}" LOGIN PASSWORD %s', (app.password,))
+            cur.execute(f'CREATE DATABASE "{DB_NAME}" OWNER "{app.user}"')
     except psycopg2.Error as exc:
         raise StackError(f"could not create database {DB_NAME}: {exc}".strip()) from None
     finally:

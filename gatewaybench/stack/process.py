@@ -25,10 +25,14 @@ POLL_INTERVAL_S = 0.1
 TAIL_LINES = 20
 
 
+# Loaded once here: the child between fork and exec must not dlopen (a lock another thread of
+# ours might hold at fork time). The harness starts children only while no sampler thread runs.
+_LIBC = ctypes.CDLL(None, use_errno=True)
+
+
 def _set_parent_death_signal() -> None:
     """Runs in the child between fork and exec (after any uid change, which would clear it)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def tail(path: Path, lines: int = TAIL_LINES) -> str:

@@ -46,20 +46,27 @@ def _round_trip(port: int, question_id: int) -> None:
     if status != 200 or token is None or not choices or cookie is None:
         raise StackError(
             f"scenario check: GET /polls/{question_id}/ gave {status} without a usable vote form",
-            "see logs/ for the app server's and nginx's logs", body[:500],
-        )  # fmt: skip
+            "see logs/ for the app server's and nginx's logs",
+            body[:500],
+        )
     form = urllib.parse.urlencode({"csrfmiddlewaretoken": token.group(1), "choice": choices[0]})
     status, headers, body = _request(
-        port, "POST", f"/polls/{question_id}/vote/", form,
-        {"Content-Type": "application/x-www-form-urlencoded",
-         "Cookie": f"csrftoken={cookie.group(1)}"},
-    )  # fmt: skip
+        port,
+        "POST",
+        f"/polls/{question_id}/vote/",
+        form,
+        {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Cookie": f"csrftoken={cookie.group(1)}",
+        },
+    )
     location = headers.get("location", "")
     if status != 302 or "/results/" not in location:
         raise StackError(
             f"scenario check: vote gave {status} (location {location!r}), expected 302 to results",
-            "see logs/ for the app server's and nginx's logs", body[:500],
-        )  # fmt: skip
+            "see logs/ for the app server's and nginx's logs",
+            body[:500],
+        )
     status, _, body = _request(port, "GET", urllib.parse.urlparse(location).path)
     if status != 200:
         raise StackError(f"scenario check: results page gave {status}", "see logs/", body[:500])

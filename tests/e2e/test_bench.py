@@ -24,8 +24,11 @@ TINY = ["--users", "4,8", "--ramp", "1", "--warmup", "2", "--window", "4", "--wo
 def _bench(reports: Path, *extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "gatewaybench", "run", *TINY, "--reports-dir", str(reports), *extra],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _rows(run_dir: Path) -> list[dict[str, str]]:
@@ -59,8 +62,17 @@ def test_tiny_bench_end_to_end(tmp_path: Path) -> None:
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["status"] == "complete"
     assert manifest["schema_version"] == 1
-    for key in ("python", "django", "locust", "gunicorn", "uvicorn", "daphne", "hypercorn",
-                "nginx", "postgresql"):  # fmt: skip
+    for key in (
+        "python",
+        "django",
+        "locust",
+        "gunicorn",
+        "uvicorn",
+        "daphne",
+        "hypercorn",
+        "nginx",
+        "postgresql",
+    ):
         assert manifest["versions"][key] not in ("", "unknown", "not installed"), key
     assert manifest["machine"]["cores"] >= 1
     assert "commit" in manifest["git"]
@@ -70,7 +82,20 @@ def test_tiny_bench_end_to_end(tmp_path: Path) -> None:
         SERVERS, "complete"
     )
     assert "secret" not in json.dumps(manifest).lower()
-    assert (run_dir / "raw" / "gunicorn" / "u4" / "locust_stats.csv").is_file()
+    step_dir = run_dir / "raw" / "gunicorn" / "r1" / "u4"
+    assert (step_dir / "locust_stats.csv").is_file()
+    hist = json.loads((step_dir / "window-histogram.json").read_text())
+    assert sum(hist["counts"].values()) == int(rows[0]["requests"])
+    with (run_dir / "resources.csv").open() as fh:
+        resources = list(csv.DictReader(fh))
+    assert {r["component"] for r in resources} == {"app", "locust", "nginx", "postgres"}
+    for r in resources:
+        assert float(r["cpu_pct"]) >= 0 and float(r["peak_rss_mb"]) > 0, r
+    assert (run_dir / "failures.csv").is_file()
+    for row in rows:  # nginx's own count of the window agrees with ours within 1 %
+        assert abs(int(row["nginx_requests"]) - int(row["requests"])) <= max(
+            1, 0.01 * int(row["requests"])
+        ), row
     assert (run_dir / "logs" / "postgres.log").is_file()
     assert not (run_dir / "pgdata").exists(), "the cluster is deleted at the end"
     assert (tmp_path / "latest").resolve() == run_dir.resolve()

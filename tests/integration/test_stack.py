@@ -27,8 +27,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[postgres.Clust
     run_dir = tmp_path_factory.mktemp("run")
     os.chmod(run_dir, 0o755)
     bins = postgres.find_binaries()
-    with postgres.running_cluster(bins, run_dir, run_dir / "logs", free_port(),
-                                  PostgresSettings(max_connections=40)) as c:  # fmt: skip
+    with postgres.running_cluster(
+        bins, run_dir, run_dir / "logs", free_port(), PostgresSettings(max_connections=40)
+    ) as c:
         yield c
     assert_nothing_left(str(c.data_dir))
     assert not c.data_dir.exists(), "the cluster's data directory must be removed"
@@ -38,7 +39,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[postgres.Clust
 
 @pytest.fixture(scope="module")
 def app_env(cluster: postgres.Cluster, tmp_path_factory: pytest.TempPathFactory) -> app.AppEnv:
-    env = app.AppEnv.create(cluster.dsn, DjangoSettings(questions=3, choices=2))
+    env = app.AppEnv.create(cluster.app_dsn, DjangoSettings(questions=3, choices=2))
     app.migrate_and_seed(env, dict(os.environ), tmp_path_factory.mktemp("logs"))
     return env
 
@@ -67,13 +68,20 @@ def test_server_behind_nginx_serves_the_scenario(
 ) -> None:
     server = REGISTRY[name]
     app_port, nginx_port = free_port(), free_port()
-    proc = app.start_server(server, port=app_port, workers=2, app_env=app_env,
-                            base_env=dict(os.environ), logs=tmp_path)  # fmt: skip
+    proc = app.start_server(
+        server, port=app_port, workers=2, app_env=app_env, base_env=dict(os.environ), logs=tmp_path
+    )
     try:
         assert http_get(app_port, "/healthz") == (200, "ok")
-        with nginx.running_nginx(nginx.find_nginx(), NginxSettings(), port=nginx_port,
-                                 upstream_port=app_port, conf_dir=tmp_path, logs=tmp_path,
-                                 name=name):  # fmt: skip
+        with nginx.running_nginx(
+            nginx.find_nginx(),
+            NginxSettings(),
+            port=nginx_port,
+            upstream_port=app_port,
+            conf_dir=tmp_path,
+            logs=tmp_path,
+            name=name,
+        ):
             before = pollsdb.total_votes(cluster.dsn)
             verify_scenario(nginx_port, 1)
             assert pollsdb.total_votes(cluster.dsn) == before + 1
@@ -94,15 +102,24 @@ def test_a_server_that_dies_at_start_is_reported_with_its_log(
 
     broken = ServerDef("broken", "wsgi", "gunicorn", crash)
     with pytest.raises(StackError) as info:
-        app.start_server(broken, port=free_port(), workers=1, app_env=app_env,
-                         base_env=dict(os.environ), logs=tmp_path)  # fmt: skip
+        app.start_server(
+            broken,
+            port=free_port(),
+            workers=1,
+            app_env=app_env,
+            base_env=dict(os.environ),
+            logs=tmp_path,
+        )
     assert "exited with code 3 while waiting for HTTP 200" in info.value.problem
     assert "boom: no such module" in info.value.detail
 
 
 def test_readiness_deadline_names_what_was_awaited(tmp_path: Path) -> None:
-    proc = process.start("sleeper", [sys.executable, "-c", "import time; time.sleep(60)"],
-                         log_path=tmp_path / "sleeper.log")  # fmt: skip
+    proc = process.start(
+        "sleeper",
+        [sys.executable, "-c", "import time; time.sleep(60)"],
+        log_path=tmp_path / "sleeper.log",
+    )
     try:
         with pytest.raises(StackError, match=r"sleeper: the moon not ready after 0.3 s"):
             process.wait_until(proc, "the moon", lambda: False, 0.3)

@@ -10,9 +10,12 @@ def _render(tmp_path: Path, **overrides: object) -> tuple[str, nginx.NginxFiles]
     files = nginx.local_files(tmp_path, tmp_path, tmp_path, "gunicorn", access_log=True)
     settings = NginxSettings(worker_connections=333, listen_backlog=77, **overrides)  # type: ignore[arg-type]
     text = nginx.render_config(
-        settings, listen="127.0.0.1:8081", upstreams=["127.0.0.1:9001"], files=files,
+        settings,
+        listen="127.0.0.1:8081",
+        upstreams=["127.0.0.1:9001"],
+        files=files,
         user=nginx.worker_user(),
-    )  # fmt: skip
+    )
     return text, files
 
 
@@ -31,9 +34,12 @@ def test_config_carries_the_settings(tmp_path: Path) -> None:
 def test_access_log_can_be_turned_off(tmp_path: Path) -> None:
     files = nginx.local_files(tmp_path, tmp_path, tmp_path, "x", access_log=False)
     text = nginx.render_config(
-        NginxSettings(access_log=False), listen="127.0.0.1:1", upstreams=["127.0.0.1:2"],
-        files=files, user=None,
-    )  # fmt: skip
+        NginxSettings(access_log=False),
+        listen="127.0.0.1:1",
+        upstreams=["127.0.0.1:2"],
+        files=files,
+        user=None,
+    )
     assert "access_log off;" in text
 
 

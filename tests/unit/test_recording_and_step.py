@@ -49,8 +49,8 @@ def test_recorder_round_trips_through_disk(tmp_path: Path) -> None:
     rec.write(tmp_path)
     records = read_step_records(tmp_path)
     assert len(records.processes) == 1
-    assert records.errors()[("GET /polls/[id]/", "HTTP 500: boom")] == 1
     second = next(iter(records.processes[0].seconds))
+    assert records.window_errors(second, second + 1) == {"HTTP 500: boom": 1}
     counts = records.window_counts(second, second + 1)
     assert counts["GET /polls/[id]/"]["count"] == 2
     assert counts["GET /polls/[id]/"]["failures"] == 1
@@ -72,10 +72,14 @@ def _write(
 ) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     data = {
-        "schema_version": 1, "pid": 1, "role": role, "events": events, "votes": votes,
-        "cpu": cpu, "errors": [],
+        "schema_version": 1,
+        "pid": 1,
+        "role": role,
+        "events": events,
+        "votes": votes,
+        "cpu": cpu,
         "seconds": {str(s): v for s, v in seconds.items()},
-    }  # fmt: skip
+    }
     (directory / f"record-{role}-{len(list(directory.iterdir()))}.json").write_text(
         json.dumps(data)
     )
@@ -85,15 +89,19 @@ def _steady(users: int, window: range, rps_per_name: int, ms: float) -> dict[int
     """A closed loop that satisfies Little's law: users = X*R + tasks/s*1.5."""
     tasks = round((users - 3 * rps_per_name * ms / 1000) / 1.5)
     return {
-        s: {"GET /a": _bucket(rps_per_name, ms), "POST /b": _bucket(rps_per_name, ms),
-            "GET /c": _bucket(rps_per_name, ms), TASK_KEY: {"count": tasks, "failures": 0,
-                                                              "hist": {}}}
+        s: {
+            "GET /a": _bucket(rps_per_name, ms),
+            "POST /b": _bucket(rps_per_name, ms),
+            "GET /c": _bucket(rps_per_name, ms),
+            TASK_KEY: {"count": tasks, "failures": 0, "hist": {}},
+        }
         for s in window
-    }  # fmt: skip
+    }
 
 
-CTX = StepContext("gunicorn", "wsgi", 30, warmup_s=2, window_s=10, think_mean_s=1.5,
-                  votes_db=200, locust_exit=0)  # fmt: skip
+CTX = StepContext(
+    "gunicorn", "wsgi", 30, warmup_s=2, window_s=10, think_mean_s=1.5, votes_db=200, locust_exit=0
+)
 
 
 def test_window_excludes_warmup_and_drain(tmp_path: Path) -> None:
@@ -102,10 +110,13 @@ def test_window_excludes_warmup_and_drain(tmp_path: Path) -> None:
     seconds = _steady(30, range(start, end), 6, 50)
     seconds[start - 1] = {"GET /a": _bucket(999, 5000, failures=999)}  # warm-up: excluded
     seconds[end] = {"GET /a": _bucket(999, 5000, failures=999)}  # drain: excluded
-    _write(tmp_path, seconds=seconds,
-           events={"spawning_complete": T0 + 0.4, "test_stopping": end + 0.25},
-           votes={"attempted": 200, "acknowledged": 200},
-           cpu=[(T0, 1.0), (end + 1, 2.0)])  # fmt: skip
+    _write(
+        tmp_path,
+        seconds=seconds,
+        events={"spawning_complete": T0 + 0.4, "test_stopping": end + 0.25},
+        votes={"attempted": 200, "acknowledged": 200},
+        cpu=[(T0, 1.0), (end + 1, 2.0)],
+    )
     row = analyse_step(read_step_records(tmp_path), CTX)
     assert row.status == "ok"
     assert row.requests == 180 and row.failures == 0
@@ -118,10 +129,13 @@ def test_window_excludes_warmup_and_drain(tmp_path: Path) -> None:
 
 def test_saturated_generator_marks_the_step_invalid(tmp_path: Path) -> None:
     start, end = window_bounds(T0, 2, 10)
-    _write(tmp_path, seconds=_steady(30, range(start, end), 6, 50),
-           events={"spawning_complete": T0, "test_stopping": end + 0.25},
-           votes={"attempted": 200, "acknowledged": 200},
-           cpu=[(start, 0.0), (end, 9.5)])  # 95 % of a core in the window  # fmt: skip
+    _write(
+        tmp_path,
+        seconds=_steady(30, range(start, end), 6, 50),
+        events={"spawning_complete": T0, "test_stopping": end + 0.25},
+        votes={"attempted": 200, "acknowledged": 200},
+        cpu=[(start, 0.0), (end, 9.5)],
+    )  # 95 % of a core in the window
     row = analyse_step(read_step_records(tmp_path), CTX)
     assert not row.valid
     assert "load generator saturated" in row.invalid_reason
@@ -131,8 +145,13 @@ def test_saturated_generator_marks_the_step_invalid(tmp_path: Path) -> None:
 def test_littles_law_violation_is_flagged(tmp_path: Path) -> None:
     start, end = window_bounds(T0, 2, 10)
     seconds = _steady(15, range(start, end), 6, 50)  # behaves like 15 users, claims 30
-    _write(tmp_path, seconds=seconds, events={"spawning_complete": T0},
-           votes={"attempted": 200, "acknowledged": 200}, cpu=[])  # fmt: skip
+    _write(
+        tmp_path,
+        seconds=seconds,
+        events={"spawning_complete": T0},
+        votes={"attempted": 200, "acknowledged": 200},
+        cpu=[],
+    )
     row = analyse_step(read_step_records(tmp_path), CTX)
     assert "Little's law" in row.invalid_reason
     assert row.littles_users == pytest.approx(15, rel=0.1)
@@ -140,9 +159,13 @@ def test_littles_law_violation_is_flagged(tmp_path: Path) -> None:
 
 def test_truncated_window_and_data_loss_are_flagged(tmp_path: Path) -> None:
     start, end = window_bounds(T0, 2, 10)
-    _write(tmp_path, seconds=_steady(30, range(start, end - 4), 6, 50),
-           events={"spawning_complete": T0, "test_stopping": end - 4},
-           votes={"attempted": 250, "acknowledged": 250}, cpu=[])  # fmt: skip
+    _write(
+        tmp_path,
+        seconds=_steady(30, range(start, end - 4), 6, 50),
+        events={"spawning_complete": T0, "test_stopping": end - 4},
+        votes={"attempted": 250, "acknowledged": 250},
+        cpu=[],
+    )
     row = analyse_step(read_step_records(tmp_path), CTX)  # database counted 200 of 250 acks
     assert row.integrity == "DATA_LOSS"
     assert "window truncated" in row.invalid_reason
@@ -151,9 +174,13 @@ def test_truncated_window_and_data_loss_are_flagged(tmp_path: Path) -> None:
 
 def test_in_flight_votes_are_consistent_not_exact(tmp_path: Path) -> None:
     start, end = window_bounds(T0, 2, 10)
-    _write(tmp_path, seconds=_steady(30, range(start, end), 6, 50),
-           events={"spawning_complete": T0},
-           votes={"attempted": 205, "acknowledged": 198, "lost": 2}, cpu=[])  # fmt: skip
+    _write(
+        tmp_path,
+        seconds=_steady(30, range(start, end), 6, 50),
+        events={"spawning_complete": T0},
+        votes={"attempted": 205, "acknowledged": 198, "lost": 2},
+        cpu=[],
+    )
     row = analyse_step(read_step_records(tmp_path), CTX)
     assert row.votes_inflight == 5 and not row.drained
     assert row.integrity == "consistent"
@@ -162,11 +189,16 @@ def test_in_flight_votes_are_consistent_not_exact(tmp_path: Path) -> None:
 def test_worker_records_merge(tmp_path: Path) -> None:
     start, end = window_bounds(T0, 2, 10)
     half = _steady(15, range(start, end), 3, 50)
-    _write(tmp_path, role="master", seconds={}, events={"spawning_complete": T0},
-           votes={}, cpu=[])  # fmt: skip
+    _write(tmp_path, role="master", seconds={}, events={"spawning_complete": T0}, votes={}, cpu=[])
     for _ in range(2):
-        _write(tmp_path, role="worker", seconds=half, events={},
-               votes={"attempted": 100, "acknowledged": 100}, cpu=[])  # fmt: skip
+        _write(
+            tmp_path,
+            role="worker",
+            seconds=half,
+            events={},
+            votes={"attempted": 100, "acknowledged": 100},
+            cpu=[],
+        )
     row = analyse_step(read_step_records(tmp_path), CTX)
     assert row.requests == 180
     assert row.votes_ok == 200 and row.integrity == "exact"

@@ -43,7 +43,8 @@ def test_recorder_writes_rows_as_they_come_and_points_latest(tmp_path: Path) -> 
     assert [r["users"] for r in rows] == ["10", "20"]
     assert list(rows[0]) == list(STEP_COLUMNS)
     assert rows[0]["fail_pct"] == ""  # NaN is written as an empty cell, never as a number
-    assert (run_dir / "steps" / "gunicorn-u20.json").is_file()
+    assert (run_dir / "steps" / "gunicorn-r1-u20.json").is_file()
+    assert (run_dir / "failures.csv").is_file() and (run_dir / "resources.csv").is_file()
     with rec.phase("postgres"):
         pass
     rec.finish("complete")

@@ -66,7 +66,7 @@ def test_parse_servers_names_the_known_ones() -> None:
         ({"load": LoadSettings(window_s=0)}, "--window must be positive"),
         ({"load": LoadSettings(warmup_s=-1)}, "--warmup must not be negative"),
         ({"load": LoadSettings(client_timeout_s=0)}, "--client-timeout"),
-        ({"load": LoadSettings(processes=0)}, "--processes"),
+        ({"load": LoadSettings(processes=-1)}, "--processes"),
         ({"workers": 0}, "--workers"),
         ({"label": "../escape"}, "label"),
         ({"app_port": 70000}, "not a port"),

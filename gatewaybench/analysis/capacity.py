@@ -1,0 +1,95 @@
+"""Capacity: the largest user step a server held, and its requests/sec plateau; across repeats,
+a mean with a 95 % confidence interval."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+# Student's t, two-sided 95 %, by degrees of freedom (1..30); beyond that the normal 1.96.
+T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
+         2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
+         2.060, 2.056, 2.052, 2.048, 2.045, 2.042)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Estimate:
+    mean: float
+    half_width: float  # NaN with a single observation
+    n: int
+
+    def text(self, fmt: str = ".0f") -> str:
+        if self.n < 2 or math.isnan(self.half_width):
+            return format(self.mean, fmt)
+        return f"{self.mean:{fmt}} ± {self.half_width:{fmt}}"
+
+
+def estimate(values: list[float]) -> Estimate:
+    n = len(values)
+    if n == 0:
+        return Estimate(math.nan, math.nan, 0)
+    if n == 1:
+        return Estimate(values[0], math.nan, 1)
+    t = T_975[n - 2] if n - 1 <= len(T_975) else 1.96
+    return Estimate(statistics.fmean(values), t * statistics.stdev(values) / math.sqrt(n), n)
+
+
+def held(row: Mapping[Hashable, Any], fail_pct_max: float, slo_ms: float) -> bool:
+    """A step was held when it is valid, finished, under the failure limit and within the SLO."""
+    return bool(
+        row["status"] == "ok"
+        and row["valid"]
+        and float(row["fail_pct"]) < fail_pct_max
+        and float(row["p95_ms"]) <= slo_ms
+    )
+
+
+def capacity_of(steps: pd.DataFrame, fail_pct_max: float, slo_ms: float) -> int:
+    """Largest step such that it and every smaller step were held (0: not even the first)."""
+    capacity = 0
+    for row in steps.sort_values("users").to_dict("records"):
+        if not held(row, fail_pct_max, slo_ms):
+            break
+        capacity = int(row["users"])
+    return capacity
+
+
+def plateau_rps(steps: pd.DataFrame) -> float:
+    ok = steps[(steps["status"] == "ok") & steps["valid"]]
+    return float(ok["rps"].max()) if not ok.empty else math.nan
+
+
+@dataclass(frozen=True)
+class Capacity:
+    server: str
+    capacity: Estimate
+    plateau: Estimate
+
+
+def capacities(df: pd.DataFrame, fail_pct_max: float, slo_ms: float) -> list[Capacity]:
+    out = []
+    for server in dict.fromkeys(df["server"]):
+        per_repeat = [g for _, g in df[df["server"] == server].groupby("repeat")]
+        caps = [float(capacity_of(g, fail_pct_max, slo_ms)) for g in per_repeat]
+        plateaus = [p for p in (plateau_rps(g) for g in per_repeat) if not math.isnan(p)]
+        out.append(Capacity(str(server), estimate(caps), estimate(plateaus)))
+    return out
+
+
+def capacity_text(df: pd.DataFrame, fail_pct_max: float, slo_ms: float) -> str:
+    if df.empty:
+        return ""
+    lines = [
+        f"Capacity (largest step held: valid, failures < {fail_pct_max:g} %, "
+        f"p95 <= {slo_ms:g} ms; rps plateau over valid steps)"
+    ]
+    width = max(len(s) for s in df["server"].astype(str))
+    for c in capacities(df, fail_pct_max, slo_ms):
+        cap = "below the first step" if c.capacity.mean == 0 else f"{c.capacity.text()} users"
+        lines.append(f"{c.server:<{width}}  {cap}; plateau {c.plateau.text('.1f')} req/s")
+    return "\n".join(lines)

@@ -1,0 +1,62 @@
+"""An independent count from nginx's access log, to cross-check the harness's own recording.
+
+Format (nginx/nginx.conf.j2): `$msec $status $request_time $upstream_response_time "$method $uri"
+$body_bytes_sent`. nginx stamps a request when it finishes, on the same clock as the client.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from gatewaybench.analysis.histogram import Histogram
+
+COUNT_TOLERANCE_PCT = 1.0
+P50_TOLERANCE_PCT = 10.0
+
+
+@dataclass(frozen=True)
+class AccessEntry:
+    msec: float
+    status: int
+    request_time_ms: float
+
+
+@dataclass(frozen=True)
+class CrossCheck:
+    nginx_requests: int
+    nginx_p50_ms: float
+    agrees: bool
+    note: str
+
+
+def parse_access(text: str) -> list[AccessEntry]:
+    entries = []
+    for line in text.splitlines():
+        parts = line.split(" ", 3)
+        try:
+            entries.append(AccessEntry(float(parts[0]), int(parts[1]), float(parts[2]) * 1000))
+        except (IndexError, ValueError):
+            continue  # a line cut by rotation or a foreign format: not evidence either way
+    return entries
+
+
+def cross_check(
+    entries: list[AccessEntry], start: int, end: int, requests: int, p50_ms: float
+) -> CrossCheck:
+    inside = [e for e in entries if start <= e.msec < end]
+    hist = Histogram()
+    for e in inside:
+        hist.counts[round(e.request_time_ms * 1000)] += 1
+    nginx_p50 = hist.percentile_ms(50)
+    problems = []
+    count_diff = abs(len(inside) - requests) / requests * 100 if requests else math.inf
+    if count_diff > COUNT_TOLERANCE_PCT:
+        problems.append(
+            f"nginx saw {len(inside)} requests vs {requests} recorded ({count_diff:.1f}% apart)"
+        )
+    # nginx's $request_time has millisecond resolution: allow that on top of the 10 %.
+    p50_diff = abs(nginx_p50 - p50_ms)
+    if not math.isnan(nginx_p50) and p50_diff > max(1.0, P50_TOLERANCE_PCT / 100 * p50_ms):
+        problems.append(f"nginx p50 {nginx_p50:.0f} ms vs {p50_ms:.0f} ms recorded")
+    return CrossCheck(len(inside), nginx_p50, not problems, "; ".join(problems))

@@ -1,0 +1,69 @@
+"""Per-step resource figures from the monitor's samples: CPU %, peak memory, threads, DB clients."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+RESOURCE_COLUMNS = (
+    "server", "repeat", "users", "component", "cpu_pct", "peak_rss_mb", "peak_threads",
+    "peak_processes", "peak_db_clients",
+)  # fmt: skip
+
+
+@dataclass
+class ResourceRow:
+    server: str
+    repeat: int
+    users: int
+    component: str
+    cpu_pct: float  # of one core, averaged over the steady window
+    peak_rss_mb: float  # sum of members' RSS (shared pages count once per process)
+    peak_threads: int
+    peak_processes: int
+    peak_db_clients: int
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _cpu_at(samples: list[list[float]], t: float) -> float:
+    if not samples:
+        return math.nan
+    prev = samples[0]
+    if t <= prev[0]:
+        return prev[1]
+    for cur in samples[1:]:
+        if t <= cur[0]:
+            span = cur[0] - prev[0]
+            return prev[1] + (cur[1] - prev[1]) * ((t - prev[0]) / span if span else 0.0)
+        prev = cur
+    return samples[-1][1]
+
+
+def resource_rows(
+    data: dict[str, Any], *, server: str, repeat: int, users: int, start: float, end: float
+) -> list[ResourceRow]:
+    rows = []
+    for component, all_samples in sorted(data.get("components", {}).items()):
+        # A sample with no live process (the component already exited) carries no figure.
+        samples = [s for s in all_samples if s[4] > 0]
+        if not samples:
+            continue
+        inside = [s for s in samples if start <= s[0] <= end] or samples
+        cpu = (_cpu_at(samples, end) - _cpu_at(samples, start)) / (end - start) * 100
+        rows.append(
+            ResourceRow(
+                server,
+                repeat,
+                users,
+                component,
+                round(cpu, 1),
+                round(max(s[2] for s in inside) / 2**20, 1),
+                max(int(s[3]) for s in inside),
+                max(int(s[4]) for s in inside),
+                max(int(s[5]) for s in inside),
+            )
+        )
+    return rows

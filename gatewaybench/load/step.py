@@ -1,0 +1,159 @@
+"""One measured step: Locust run + resource monitor + log slices -> row, failures, resources.
+
+Everything measured is written to the step's raw directory before it is analysed, so the
+analysis (pure, in gatewaybench.analysis) can always be redone from disk.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gatewaybench.analysis.failures import FailureRow, failure_rows, gather_evidence
+from gatewaybench.analysis.nginxlog import cross_check, parse_access
+from gatewaybench.analysis.records import StepRecords, read_step_records
+from gatewaybench.analysis.resources import ResourceRow, resource_rows
+from gatewaybench.analysis.step import StepContext, StepRow, analyse_step
+from gatewaybench.load import locust_runner
+from gatewaybench.results.files import write_json
+from gatewaybench.servers import ServerDef
+from gatewaybench.spec import LoadSettings, RunSpec
+from gatewaybench.stack import pollsdb
+from gatewaybench.stack.logs import LogMark
+from gatewaybench.stack.monitor import ResourceMonitor
+from gatewaybench.stack.postgres import Dsn
+from gatewaybench.stack.process import ManagedProcess
+
+CONNECTION_KINDS = ("connection refused", "connection reset", "connection closed")
+
+
+@dataclass
+class Stack:
+    """The running stack one server's steps are measured against."""
+
+    dsn: Dsn  # the harness's own database role
+    app_database: str
+    nginx_port: int
+    question_ids: tuple[int, ...]
+    procs: dict[str, ManagedProcess]  # component name -> process (group leader)
+    logs: dict[str, Path]  # "nginx_error", "nginx_access", "app", "postgres"
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class StepResult:
+    row: StepRow
+    failures: list[FailureRow]
+    resources: list[ResourceRow]
+
+
+def knobs(spec: RunSpec) -> dict[str, Any]:
+    """The settings failure attribution quotes in its causes."""
+    return {
+        "pg_max_connections": spec.postgres.max_connections,
+        "nginx_worker_connections": spec.nginx.worker_connections,
+        "proxy_read_timeout_s": spec.nginx.proxy_read_timeout_s,
+        "client_timeout_s": spec.load.client_timeout_s,
+    }
+
+
+def measure_step(
+    spec: RunSpec,
+    server: ServerDef,
+    stack: Stack,
+    *,
+    users: int,
+    repeat: int,
+    processes: int,
+    step_dir: Path,
+    locust_log: Path,
+) -> StepResult:
+    load = spec.load
+    plan = locust_runner.StepPlan(
+        users, stack.nginx_port, step_dir, step_dir / "locust", stack.question_ids, processes
+    )
+    mark = LogMark.now(list(stack.logs.values()))
+    before = pollsdb.total_votes(stack.dsn)
+    proc = locust_runner.start_step(load, plan, stack.env, locust_log)
+    groups = {name: p.pid for name, p in stack.procs.items()} | {"locust": proc.pid}
+    monitor = ResourceMonitor(groups, stack.app_database).start()
+    try:
+        code = locust_runner.wait_step(proc, load)
+    finally:
+        samples = monitor.stop()
+    write_json(step_dir / "resources.json", samples)
+    after = pollsdb.total_votes(stack.dsn)
+    records = read_step_records(step_dir)
+    row = analyse_step(
+        records, _context(server, users, load, after - before, code), slo_ms=spec.thresholds.slo_ms
+    )
+    row.repeat = repeat
+    start, end = row.window_start, row.window_start + row.window_s
+    _save_window_histogram(records, step_dir, start, end)
+    errors = records.window_errors(start, end)
+    failures = failure_rows(
+        errors,
+        gather_evidence(
+            mark.since(stack.logs["nginx_error"]),
+            mark.since(stack.logs["app"]),
+            mark.since(stack.logs["postgres"]),
+        ),
+        knobs(spec),
+        server=server.name,
+        repeat=repeat,
+        users=users,
+    )
+    _cross_check(row, mark.since(stack.logs["nginx_access"]), failures)
+    resources = (
+        resource_rows(samples, server=server.name, repeat=repeat, users=users, start=start, end=end)
+        if row.status == "ok"
+        else []
+    )
+    row.pg_clients_peak = max((r.peak_db_clients for r in resources), default=0)
+    return StepResult(row, failures, resources)
+
+
+def _context(
+    server: ServerDef, users: int, load: LoadSettings, votes_db: int, code: int | None
+) -> StepContext:
+    return StepContext(
+        server.name,
+        server.interface,
+        users,
+        load.warmup_s,
+        load.window_s,
+        (load.think_min_s + load.think_max_s) / 2,
+        votes_db,
+        code,
+    )
+
+
+def _save_window_histogram(records: StepRecords, step_dir: Path, start: int, end: int) -> None:
+    """The steady window's merged latency histogram, kept so steps and runs can be merged."""
+    hist = records.window_histogram(start, end)
+    write_json(
+        step_dir / "window-histogram.json",
+        {"unit": "us", "significant_digits": 3, "window": [start, end], "counts": hist.to_json()},
+    )
+
+
+def _cross_check(row: StepRow, access_text: str, failures: list[FailureRow]) -> None:
+    if row.status != "ok" or not access_text:
+        row.xcheck = "not available" if row.status == "ok" else ""
+        return
+    # Connections nginx dropped before any HTTP exchange never reach its access log.
+    unseen = sum(f.count for f in failures if f.kind in CONNECTION_KINDS)
+    check = cross_check(
+        parse_access(access_text),
+        row.window_start,
+        row.window_start + row.window_s,
+        row.requests - unseen,
+        row.p50_ms,
+    )
+    row.nginx_requests = check.nginx_requests
+    row.nginx_p50_ms = check.nginx_p50_ms
+    row.xcheck = "agrees" if check.agrees else f"DISAGREES: {check.note}"
+    if math.isnan(row.nginx_p50_ms):
+        row.xcheck = "no requests in nginx's log for the window"

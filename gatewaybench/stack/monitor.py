@@ -1,0 +1,118 @@
+"""Resource sampling of the stack's components, by process tree, from /proc (via psutil).
+
+A component is the process we started and everything below it: "the app server" is its master
+and all its workers, "postgres" is the postmaster and every backend. A sample sums CPU time
+over the live members plus the CPU of children they already reaped (short-lived PostgreSQL
+backends under CONN_MAX_AGE=0 would otherwise vanish between samples). One pass over /proc a second,
+from a thread of the harness: the system under test pays nothing but that read.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import psutil
+
+SAMPLE_INTERVAL_S = 1.0
+SAMPLE_FIELDS = ("t", "cpu_s", "rss_bytes", "threads", "processes", "db_clients")
+
+
+@dataclass
+class Sample:
+    t: float
+    cpu_s: float = 0.0
+    rss_bytes: int = 0
+    threads: int = 0
+    processes: int = 0
+    db_clients: int = 0  # postgres only: backends serving the app's database
+
+    def to_json(self) -> list[Any]:
+        return [
+            round(self.t, 3),
+            round(self.cpu_s, 4),
+            self.rss_bytes,
+            self.threads,
+            self.processes,
+            self.db_clients,
+        ]
+
+
+def is_db_client(title: str, database: str) -> bool:
+    """Backends retitle themselves 'postgres: <user> <database> <host(port)> <state>'."""
+    parts = title.split()
+    return len(parts) >= 3 and parts[0] == "postgres:" and parts[2] == database
+
+
+def _descendants(leaders: Mapping[str, int]) -> dict[int, str]:
+    """pid -> component, for each leader and everything below it. By parentage, not process
+    group: PostgreSQL backends call setsid() and leave the postmaster's group."""
+    children: dict[int, list[int]] = {}
+    for proc in psutil.process_iter(["ppid"]):
+        children.setdefault(proc.info["ppid"], []).append(proc.pid)
+    owner: dict[int, str] = {}
+    for name, leader in leaders.items():
+        stack = [leader]
+        while stack:
+            pid = stack.pop()
+            owner[pid] = name
+            stack.extend(children.get(pid, []))
+    return owner
+
+
+def sample_groups(leaders: Mapping[str, int], database: str | None) -> dict[str, Sample]:
+    now = time.time()
+    out = {name: Sample(now) for name in leaders}
+    for pid, name in _descendants(leaders).items():
+        s = out[name]
+        try:
+            proc = psutil.Process(pid)
+            with proc.oneshot():
+                t = proc.cpu_times()
+                s.cpu_s += t.user + t.system + t.children_user + t.children_system
+                s.rss_bytes += proc.memory_info().rss
+                s.threads += proc.num_threads()
+                s.processes += 1
+                if name == "postgres" and database:
+                    s.db_clients += is_db_client(" ".join(proc.cmdline()), database)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return out
+
+
+@dataclass
+class ResourceMonitor:
+    """Samples named process groups once a second, in a thread, until stopped."""
+
+    groups: Mapping[str, int]  # component -> the pid of the process we started
+    database: str | None = None
+    samples: dict[str, list[Sample]] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> ResourceMonitor:
+        self._thread = threading.Thread(target=self._loop, name="resource-monitor", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> dict[str, Any]:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._take()  # a last sample at the very end of the step
+        return {
+            "fields": list(SAMPLE_FIELDS),
+            "components": {n: [s.to_json() for s in v] for n, v in self.samples.items()},
+        }
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._take()
+            self._stop.wait(SAMPLE_INTERVAL_S)
+
+    def _take(self) -> None:
+        for name, sample in sample_groups(self.groups, self.database).items():
+            self.samples.setdefault(name, []).append(sample)
