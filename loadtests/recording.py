@@ -29,10 +29,13 @@ MAX_ERROR_TEXT = 200
 def bucket_us(value_ms: float) -> int:
     """Round a latency to 3 significant digits in integer microseconds, as HdrHistogram does."""
     us = max(0, round(value_ms * 1000))
-    if us < 1000:
+    if us < 1_000:
         return us
-    scale = int(10 ** (len(str(us)) - 3))
-    return round(us / scale) * scale
+    if us < 10_000:
+        return round(us, -1)
+    if us < 100_000:
+        return round(us, -2)
+    return round(us, 3 - len(str(us)))
 
 
 def cpu_seconds() -> float:
@@ -64,9 +67,19 @@ class Recorder:
     votes: Counter[str] = field(default_factory=Counter)
     cpu: list[tuple[float, float]] = field(default_factory=list)
 
-    def request(self, name: str, response_time_ms: float, error: str | None) -> None:
+    def _bucket(self, name: str) -> Bucket:
+        # The hot path of every request: plain lookups, no objects built unless new.
         second = int(time.time())
-        bucket = self.seconds.setdefault(second, {}).setdefault(name, Bucket())
+        names = self.seconds.get(second)
+        if names is None:
+            names = self.seconds[second] = {}
+        bucket = names.get(name)
+        if bucket is None:
+            bucket = names[name] = Bucket()
+        return bucket
+
+    def request(self, name: str, response_time_ms: float, error: str | None) -> None:
+        bucket = self._bucket(name)
         bucket.count += 1
         bucket.hist[bucket_us(response_time_ms)] += 1
         if error is not None:
@@ -74,8 +87,7 @@ class Recorder:
             bucket.errors[error[:MAX_ERROR_TEXT]] += 1
 
     def task_done(self) -> None:
-        second = int(time.time())
-        self.seconds.setdefault(second, {}).setdefault(TASK_KEY, Bucket()).count += 1
+        self._bucket(TASK_KEY).count += 1
 
     def mark(self, event: str) -> None:
         self.events.setdefault(event, time.time())

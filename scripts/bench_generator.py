@@ -66,8 +66,14 @@ def run_locust(
         "--only-summary", "--loglevel=WARNING",
     ]  # fmt: skip
     if processes > 1:
-        argv += [f"--processes={processes}", f"--master-bind-host={LOOPBACK}",
-                 f"--master-bind-port={free_port()}"]  # fmt: skip
+        master = free_port()
+        argv += [
+            f"--processes={processes}",
+            f"--master-bind-host={LOOPBACK}",
+            f"--master-bind-port={master}",
+            f"--master-host={LOOPBACK}",
+            f"--master-port={master}",
+        ]
     env = {"PATH": "/usr/bin:/bin", "GB_RECORD_DIR": str(tmp / f"{tag}-records")}
     proc = process.start(tag, argv, log_path=tmp / f"{tag}.log", env=env)
     try:

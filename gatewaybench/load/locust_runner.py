@@ -52,11 +52,14 @@ def locust_argv(bin_dir: Path, load: LoadSettings, plan: StepPlan, master_port: 
         "--loglevel=INFO",
     ]
     if plan.processes > 1:
-        # Locust's own master/worker distribution; the master listens on loopback only.
+        # Locust's own master/worker distribution; the master listens on loopback only, and
+        # the forked workers must be told the same port (they read --master-port, not -bind-).
         argv += [
             f"--processes={plan.processes}",
             f"--master-bind-host={LOOPBACK}",
             f"--master-bind-port={master_port}",
+            f"--master-host={LOOPBACK}",
+            f"--master-port={master_port}",
         ]
     return argv
 

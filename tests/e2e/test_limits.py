@@ -38,7 +38,7 @@ def _csv(path: Path) -> list[dict[str, str]]:
 
 
 def test_low_nginx_worker_connections_are_blamed_on_nginx(tmp_path: Path) -> None:
-    run_dir = _run(tmp_path, "--servers", "gunicorn", "--users", "60",
+    run_dir = _run(tmp_path, "--servers", "gunicorn", "--users", "60", "--processes", "auto",
                    "--nginx-worker-processes", "1", "--nginx-worker-connections", "24")  # fmt: skip
     (step,) = _csv(run_dir / "steps.csv")
     assert float(step["fail_pct"]) > 0, step

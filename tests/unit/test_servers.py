@@ -76,3 +76,4 @@ def test_locust_argv_distributed_master_binds_loopback(tmp_path: Path) -> None:
     assert "--processes=2" in argv
     assert "--master-bind-host=127.0.0.1" in argv
     assert "--master-bind-port=5599" in argv
+    assert "--master-host=127.0.0.1" in argv and "--master-port=5599" in argv
