@@ -133,8 +133,9 @@ def build_parser(environ: dict[str, str]) -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the benchmark matrix")
     _add_run_flags(run)
     _apply_env_defaults(run, environ)
-    report = sub.add_parser("report", help="print the tables of run directories")
+    report = sub.add_parser("report", help="render report.html, summary.md and results.json")
     report.add_argument("run_dirs", nargs="+", type=Path)
+    report.add_argument("--out", type=Path, help="where a comparison of several runs goes")
     sub.add_parser("doctor", help="check this machine can run a bench")
     return parser
 
@@ -173,17 +174,22 @@ def spec_from_args(a: argparse.Namespace) -> RunSpec:
     return validate(spec)
 
 
-def _report(run_dirs: Sequence[Path]) -> int:
-    from gatewaybench.analysis.tables import run_summary
+def _report(run_dirs: Sequence[Path], out: Path | None) -> int:
+    """Render each run's report; with several runs, a comparison report as well."""
+    from gatewaybench.report.compare import render_comparison
+    from gatewaybench.report.data import load_run
+    from gatewaybench.report.render import render_run
+    from gatewaybench.results.rundir import utc_stamp
 
     for run_dir in run_dirs:
-        if not (run_dir / "steps.csv").is_file() or not (run_dir / "manifest.json").is_file():
-            raise UsageError(
-                f"{run_dir} is not a run directory (no steps.csv/manifest.json)",
-                "pass a directory under reports/, e.g. reports/latest",
-            )
-        print(f"== {run_dir.resolve().name}")
-        print(run_summary(run_dir))
+        load_run(run_dir)  # every directory is checked before anything is written
+    for run_dir in run_dirs:
+        for path in render_run(run_dir):
+            print(path)
+    if len(run_dirs) > 1:
+        target = out or run_dirs[0].resolve().parent / f"compare-{utc_stamp()}"
+        for path in render_comparison(list(run_dirs), target):
+            print(path)
     return 0
 
 
@@ -195,7 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_bench(spec_from_args(args))
         if args.command == "report":
-            return _report(args.run_dirs)
+            return _report(args.run_dirs, args.out)
         from gatewaybench.doctor import run_doctor
 
         return run_doctor(sys.stdout)

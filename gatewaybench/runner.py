@@ -19,6 +19,7 @@ from gatewaybench.analysis.step import StepRow
 from gatewaybench.analysis.tables import run_summary
 from gatewaybench.errors import GatewaybenchError, Interrupted, StackError
 from gatewaybench.load import autoscale, locust_runner, step
+from gatewaybench.report.render import render_run
 from gatewaybench.results import provenance
 from gatewaybench.results.rundir import RunRecorder, create_run_dir
 from gatewaybench.servers import REGISTRY, ServerDef, effective_workers
@@ -74,8 +75,22 @@ def run_bench(spec: RunSpec, out: TextIO = sys.stdout, log: TextIO = sys.stderr)
         guard.disarm()  # from here on a signal waits until the results are written
         rec.finish(status, error)
         print(run_summary(run_dir), file=out)
+        report = _render_report(ctx)
+        if report is not None:
+            print(f"report: {report}", file=out)
         print(run_dir, file=out, flush=True)
         return code if code or guard.exit_code is None else guard.exit_code
+
+
+def _render_report(ctx: Context) -> Path | None:
+    """The HTML report; a failure to render loses nothing (it can be rebuilt from disk)."""
+    try:
+        paths = render_run(ctx.run_dir)
+    except Exception as exc:  # the measured results are already safe on disk
+        ctx.say(f"gatewaybench: the report could not be rendered ({type(exc).__name__}: {exc}); "
+                f"rebuild it with: gatewaybench report {ctx.run_dir}")  # fmt: skip
+        return None
+    return paths[0]
 
 
 def _run_and_classify(ctx: Context) -> tuple[str, int, str | None]:

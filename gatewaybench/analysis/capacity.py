@@ -60,8 +60,9 @@ def capacity_of(steps: pd.DataFrame, fail_pct_max: float, slo_ms: float) -> int:
 
 
 def plateau_rps(steps: pd.DataFrame) -> float:
+    """Highest rate of *successful* requests on a valid step: failing fast is not throughput."""
     ok = steps[(steps["status"] == "ok") & steps["valid"]]
-    return float(ok["rps"].max()) if not ok.empty else math.nan
+    return float(ok["ok_rps"].max()) if not ok.empty else math.nan
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from gatewaybench.analysis.capacity import capacity_text, estimate
+from gatewaybench.analysis.step import STEP_COLUMNS
 
 INVALID_MARK = "*"
 FAILED_CELL = "FAIL"
@@ -20,6 +21,9 @@ def read_steps(run_dir: Path) -> pd.DataFrame:
     df = pd.read_csv(run_dir / "steps.csv")
     if "repeat" not in df:  # run directories from before repeats existed
         df["repeat"] = 1
+    for column in STEP_COLUMNS:  # columns added since the run was made read as missing
+        if column not in df:
+            df[column] = math.nan
     if not df.empty:
         df["valid"] = df["valid"].astype(str).str.lower() == "true"
     return df

@@ -125,4 +125,3 @@ def test_interrupt_mid_run_keeps_finished_steps_and_leaves_nothing(
     assert manifest["status"] == "interrupted"
     assert len(_rows(run_dir)) >= 1  # the step that finished before the signal is kept
     assert_nothing_left(str(run_dir))
-    assert_nothing_left("gatewaybench-pg")

@@ -46,7 +46,7 @@ def test_cross_check_flags_count_and_latency_disagreement() -> None:
 def _steps(server: str, rows: list[tuple[int, float, float, bool]], repeat: int = 1) -> list[dict]:
     return [
         {"server": server, "repeat": repeat, "users": u, "status": "ok", "fail_pct": f,
-         "p95_ms": p95, "valid": v, "rps": u / 2}
+         "p95_ms": p95, "valid": v, "rps": u / 2, "ok_rps": u / 2}
         for u, f, p95, v in rows
     ]  # fmt: skip
 

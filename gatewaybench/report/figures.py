@@ -1,0 +1,160 @@
+"""Figures as inline SVG strings (no I/O). Deterministic: the same data gives the same bytes.
+
+One series per server with the same colour in every figure; invalid steps are drawn with an
+'x' so a reader sees which points are not trustworthy.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure as MplFigure
+
+from gatewaybench.servers import REGISTRY
+
+matplotlib.rcParams.update(
+    {
+        "svg.hashsalt": "gatewaybench",  # stable element ids
+        "svg.fonttype": "none",  # text stays text: smaller, selectable
+        "font.size": 9,
+        "axes.grid": True,
+        "grid.alpha": 0.3,
+    }
+)
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
+COMPONENTS = ("app", "postgres", "nginx", "locust")
+LINESTYLES = ("-", "--", ":", "-.")
+
+
+@dataclass(frozen=True)
+class Figure:
+    key: str
+    title: str
+    alt: str
+    svg: str
+
+
+def color_of(server: str) -> str:
+    """Registry order first, so a server keeps its colour across runs and reports."""
+    names = list(REGISTRY)
+    # unknown names get a colour from their characters: stable across processes, unlike hash()
+    index = names.index(server) if server in names else len(names) + sum(map(ord, server))
+    return PALETTE[index % len(PALETTE)]
+
+
+def to_svg(fig: MplFigure) -> str:
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", metadata={"Date": None}, bbox_inches="tight")
+    plt.close(fig)
+    text = buf.getvalue()
+    return text[text.index("<svg") :]  # drop the XML prolog: it is inlined in HTML
+
+
+def _mean_by_users(df: pd.DataFrame, column: str) -> pd.DataFrame:
+    ok = df[df["status"] == "ok"]
+    grouped = ok.groupby("users").agg(value=(column, "mean"), valid=("valid", "all"))
+    return grouped.reset_index()
+
+
+def _plot_servers(
+    ax: Axes, steps: pd.DataFrame, column: str, linestyle: str = "-", label_suffix: str = ""
+) -> None:
+    for server in dict.fromkeys(steps["server"]):
+        data = _mean_by_users(steps[steps["server"] == server], column)
+        if data.empty:
+            continue
+        color = color_of(str(server))
+        ax.plot(
+            data["users"],
+            data["value"],
+            linestyle=linestyle,
+            marker="o",
+            markersize=3,
+            color=color,
+            label=f"{server}{label_suffix}",
+        )
+        bad = data[~data["valid"]]
+        ax.plot(bad["users"], bad["value"], linestyle="none", marker="x", markersize=8, color=color)
+
+
+def metric_figure(
+    steps: pd.DataFrame, column: str, title: str, ylabel: str, log: bool = False
+) -> Figure:
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    _plot_servers(ax, steps, column)
+    ax.set(title=title, xlabel="users", ylabel=ylabel)
+    if log:
+        ax.set_yscale("log")
+    else:
+        ax.set_ylim(bottom=0)  # counts and percentages: a zero baseline, never below
+    ax.legend(fontsize=8)
+    alt = f"{title} ({ylabel}), one line per server; an x marks an invalid step"
+    return Figure(column, title, alt, to_svg(fig))
+
+
+def latency_figure(steps: pd.DataFrame) -> Figure:
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    for style, column in zip(LINESTYLES, ("p50_ms", "p95_ms", "p99_ms"), strict=False):
+        _plot_servers(ax, steps, column, style, f" {column.split('_')[0]}")
+    ax.set(title="Latency percentiles vs users", xlabel="users", ylabel="ms (log scale)")
+    ax.set_yscale("log")
+    ax.legend(fontsize=7, ncol=2)
+    alt = "p50 (solid), p95 (dashed) and p99 (dotted) latency in ms per server, log scale"
+    return Figure("latency", "Latency percentiles vs users", alt, to_svg(fig))
+
+
+def component_figure(resources: pd.DataFrame, column: str, title: str, ylabel: str) -> Figure:
+    components = [c for c in COMPONENTS if c in set(resources["component"])]
+    fig, axes = plt.subplots(
+        1, len(components), figsize=(3.0 * len(components), 3.0), squeeze=False, sharey=False
+    )
+    for ax, component in zip(axes[0], components, strict=True):
+        part = resources[resources["component"] == component]
+        for server in dict.fromkeys(part["server"]):
+            data = part[part["server"] == server].groupby("users")[column].mean()
+            ax.plot(
+                data.index,
+                data.values,
+                marker="o",
+                markersize=3,
+                color=color_of(str(server)),
+                label=str(server),
+            )
+        ax.set(title=component, xlabel="users", ylabel=ylabel)
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(title)
+    alt = f"{title}, one panel per component ({', '.join(components)}), one line per server"
+    return Figure(column, title, alt, to_svg(fig))
+
+
+def run_figures(steps: pd.DataFrame, resources: pd.DataFrame) -> Sequence[Figure]:
+    if steps.empty:
+        return []
+    figures = [
+        metric_figure(steps, "fail_pct", "Failure % vs users", "failed requests (%)"),
+        metric_figure(steps, "rps", "Requests/sec vs users", "requests per second"),
+        latency_figure(steps),
+    ]
+    if steps["slow_pct"].notna().any():  # absent from runs made before it was measured
+        figures.append(
+            metric_figure(steps, "slow_pct", "Slow responses vs users", "slower than SLO (%)")
+        )
+    if not resources.empty:
+        figures += [
+            component_figure(resources, "cpu_pct", "CPU per component vs users", "% of one core"),
+            component_figure(
+                resources, "peak_rss_mb", "Memory per component vs users", "peak RSS (MiB)"
+            ),
+            metric_figure(
+                steps, "pg_clients_peak", "PostgreSQL connections vs users", "peak app connections"
+            ),
+        ]
+    return figures

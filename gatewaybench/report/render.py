@@ -1,0 +1,166 @@
+"""Render a run directory into report.html, summary.md and results.json (returns the paths).
+
+Pure with respect to the run: it reads the directory and writes only these three files, never
+raw data. Rendering twice gives byte-identical output.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pandas as pd
+
+from gatewaybench.analysis.capacity import Capacity
+from gatewaybench.report import figures
+from gatewaybench.report.data import RunData, load_run
+from gatewaybench.report.tables import Table, records_table, seed_table
+from gatewaybench.report.verdict import verdict
+from gatewaybench.results.files import write_atomic
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+RESULTS_SCHEMA_VERSION = 1
+
+FAILURE_COLUMNS = [
+    ("server", "server", ""), ("repeat", "repeat", ""), ("users", "users", ""),
+    ("kind", "kind", ""), ("count", "count", ".0f"), ("source", "source", ""),
+    ("cause", "cause", ""), ("example", "example", ""), ("evidence", "evidence", ""),
+]  # fmt: skip
+AUDIT_COLUMNS = [
+    ("server", "server", ""), ("repeat", "repeat", ""), ("users", "users", ""),
+    ("votes_attempted", "attempted", ".0f"), ("votes_ok", "acknowledged (302)", ".0f"),
+    ("votes_db", "counted in DB", ".0f"), ("votes_inflight", "in flight", ".0f"),
+    ("integrity", "integrity", ""),
+]  # fmt: skip
+STEP_COLUMNS = [
+    ("server", "server", ""), ("repeat", "repeat", ""), ("users", "users", ""),
+    ("requests", "requests", ".0f"), ("fail_pct", "fail %", ".2f"), ("slow_pct", "slow %", ".1f"),
+    ("rps", "req/s", ".1f"), ("p50_ms", "p50 ms", ".0f"), ("p95_ms", "p95 ms", ".0f"),
+    ("p99_ms", "p99 ms", ".0f"), ("gen_cpu_pct", "Locust CPU %", ".0f"),
+    ("littles_err_pct", "Little's law off %", ".1f"), ("xcheck", "nginx cross-check", ""),
+    ("valid", "valid", ""), ("invalid_reason", "why invalid", ""),
+]  # fmt: skip
+
+
+def environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=jinja2.select_autoescape(["html"]),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def data_uri(svg: str) -> str:
+    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
+
+
+def seed_tables(run: RunData) -> list[Table]:
+    s = run.steps
+    return [
+        seed_table(s, "fail_pct", "Failure % by server x users", ".1f", coloured=True),
+        seed_table(s, "rps", "Requests/sec by server x users", ".1f"),
+        seed_table(s, "p95_ms", "p95 latency (ms) by server x users", ".0f"),
+    ]
+
+
+def capacity_rows(caps: list[Capacity]) -> list[dict[str, str]]:
+    return [
+        {"server": c.server,
+         "capacity": "below the first step" if c.capacity.mean == 0 else c.capacity.text(),
+         "plateau": c.plateau.text(".1f") if c.plateau.n else "n/a"}
+        for c in caps
+    ]  # fmt: skip
+
+
+def facts(run: RunData) -> dict[str, Any]:
+    m = run.manifest
+    phases = m.get("phases", [])
+    return {
+        "status": m.get("status"),
+        "started": m.get("started_utc"),
+        "finished": m.get("finished_utc", "(not finished)"),
+        "duration_s": round(sum(float(p.get("seconds", 0)) for p in phases), 1),
+        "versions": m.get("versions", {}),
+        "machine": m.get("machine", {}),
+        "git": m.get("git", {}),
+        "servers": m.get("servers", {}),
+        "spec": json.dumps(m.get("spec", {}), indent=2, sort_keys=True),
+        "resolved": json.dumps(m.get("resolved", {}), indent=2, sort_keys=True),
+    }
+
+
+def raw_links(run: RunData) -> list[tuple[str, str]]:
+    """Relative links: the report works wherever the run directory is copied."""
+    names = ("manifest.json", "steps.csv", "failures.csv", "resources.csv", "logs/")
+    links = [(name, name) for name in names if (run.path / name).exists()]
+    for html in sorted(run.path.glob("raw/*/r*/u*/locust.html")):
+        rel = html.relative_to(run.path).as_posix()
+        server, repeat, users = html.parts[-4:-1]
+        links.append((f"Locust report: {server} {repeat} {users}", rel))
+    return links
+
+
+def _context(run: RunData) -> dict[str, Any]:
+    sentences, notes = verdict(run)
+    figs = figures.run_figures(run.steps, run.resources)
+    steps = run.steps
+    return {
+        "run": run,
+        "sentences": sentences,
+        "caveats": notes,
+        "seed_tables": seed_tables(run) if not steps.empty else [],
+        "capacity": capacity_rows(run.capacities()),
+        "thresholds": run.thresholds,
+        "figures": [{"title": f.title, "alt": f.alt, "src": data_uri(f.svg)} for f in figs],
+        "failures": records_table(run.failures, FAILURE_COLUMNS, "Failures, attributed")
+        if not run.failures.empty else None,
+        "audit": records_table(steps, AUDIT_COLUMNS, "Vote integrity audit per step")
+        if not steps.empty else None,
+        "steps": records_table(steps, STEP_COLUMNS, "Every step") if not steps.empty else None,
+        "facts": facts(run),
+        "links": raw_links(run),
+    }  # fmt: skip
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    return [{str(k): _jsonable(v) for k, v in rec.items()} for rec in df.to_dict("records")]
+
+
+def results_json(run: RunData) -> dict[str, Any]:
+    return {
+        "schema_version": RESULTS_SCHEMA_VERSION,
+        "run_id": run.run_id,
+        "status": run.manifest.get("status"),
+        "thresholds": run.thresholds,
+        "capacity": capacity_rows(run.capacities()),
+        "steps": _records(run.steps),
+        "failures": _records(run.failures),
+        "resources": _records(run.resources),
+    }
+
+
+def render_run(path: Path) -> list[Path]:
+    run = load_run(path)
+    env = environment()
+    ctx = _context(run)
+    outputs = {
+        path / "report.html": env.get_template("report.html.j2").render(**ctx),
+        path / "summary.md": env.get_template("summary.md.j2").render(**ctx),
+        path / "results.json": json.dumps(results_json(run), indent=2, sort_keys=True) + "\n",
+    }
+    for target, text in outputs.items():
+        write_atomic(target, text)
+    return list(outputs)

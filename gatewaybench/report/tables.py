@@ -1,0 +1,88 @@
+"""Table models for reports: plain data (header, rows of cells), rendered by templates."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from gatewaybench.analysis.capacity import estimate
+
+SEVERITY_LIMITS = (0.0, 1.0, 5.0, 20.0)  # failure %: s0 = none ... s4 = 20 % and more
+
+
+@dataclass(frozen=True)
+class Cell:
+    text: str
+    css: str = ""
+    title: str = ""
+
+
+@dataclass
+class Table:
+    caption: str
+    header: list[str]
+    rows: list[list[Cell]] = field(default_factory=list)
+    note: str = ""
+
+
+def severity(fail_pct: float) -> str:
+    if math.isnan(fail_pct):
+        return "failed"
+    level = sum(fail_pct > limit for limit in SEVERITY_LIMITS)
+    return f"s{level}"
+
+
+def _number(value: Any, fmt: str) -> str:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return "n/a" if math.isnan(number) else format(number, fmt)
+
+
+def _text(value: Any) -> str:
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+
+
+def seed_table(steps: pd.DataFrame, column: str, caption: str, fmt: str,
+               coloured: bool = False) -> Table:  # fmt: skip
+    """server (rows) x users (columns); invalid cells marked; repeats averaged, and said so."""
+    users = sorted({int(u) for u in steps["users"]})
+    table = Table(caption, ["server", *[str(u) for u in users]])
+    for server in dict.fromkeys(steps["server"]):
+        cells = [Cell(str(server), "rowhead")]
+        for u in users:
+            rows = steps[(steps["server"] == server) & (steps["users"] == u)]
+            cells.append(_seed_cell(rows, column, fmt, coloured))
+        table.rows.append(cells)
+    if not steps["valid"].all():
+        table.note = "* invalid step (the reason is in the caveats and in steps.csv)"
+    return table
+
+
+def _seed_cell(rows: pd.DataFrame, column: str, fmt: str, coloured: bool) -> Cell:
+    if rows.empty:
+        return Cell("")
+    finished = rows[rows["status"] == "ok"]
+    if finished.empty:
+        return Cell("FAIL", "failed", "; ".join(map(str, rows["invalid_reason"].fillna(""))))
+    value = estimate([float(v) for v in finished[column]])
+    text = _number(value.mean, fmt)
+    invalid = rows[~rows["valid"]]
+    css = severity(float(finished["fail_pct"].mean())) if coloured else ""
+    if invalid.empty:
+        return Cell(text, css)
+    reasons = "; ".join(str(r) for r in invalid["invalid_reason"].fillna(""))
+    return Cell(text + "*", f"{css} invalid".strip(), reasons)
+
+
+def records_table(df: pd.DataFrame, columns: list[tuple[str, str, str]], caption: str) -> Table:
+    """Rows of a DataFrame, selected columns as (column, heading, format)."""
+    table = Table(caption, [heading for _, heading, _ in columns])
+    for rec in df.to_dict("records"):
+        table.rows.append([Cell(_number(rec.get(c), f) if f else _text(rec.get(c)))
+                           for c, _, f in columns])  # fmt: skip
+    return table
