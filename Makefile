@@ -10,7 +10,7 @@ PRESET_ARGS ?=
 BENCH_ARGS ?=
 QUICK_ARGS := --users 10,20 --ramp 1 --warmup 3 --window 8 --label quick
 
-.PHONY: help install sysdeps bench bench-quick test test-unit lint doctor clean
+.PHONY: help install sysdeps sysdeps-test bench bench-quick test test-unit lint doctor clean
 
 help:
 	@echo "make bench        the seed experiment: 4 servers x 100..700 users (about 20 min on 2 cores)"
@@ -30,6 +30,9 @@ install: $(STAMP)
 sysdeps:
 	@bash scripts/install-system-deps.sh
 
+sysdeps-test:
+	@bash scripts/install-system-deps.sh --test
+
 bench: install sysdeps
 	$(PY) -m gatewaybench run $(BENCH_ARGS)
 
@@ -44,7 +47,7 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-test: install sysdeps lint
+test: install sysdeps-test lint
 	$(PY) -m pytest -q
 
 test-unit: install

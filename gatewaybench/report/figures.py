@@ -40,6 +40,7 @@ class Figure:
     title: str
     alt: str
     svg: str
+    wide: bool = False  # several panels: give it the page's full width
 
 
 def color_of(server: str) -> str:
@@ -132,7 +133,7 @@ def component_figure(resources: pd.DataFrame, column: str, title: str, ylabel: s
     axes[0][0].legend(fontsize=7)
     fig.suptitle(title)
     alt = f"{title}, one panel per component ({', '.join(components)}), one line per server"
-    return Figure(column, title, alt, to_svg(fig))
+    return Figure(column, title, alt, to_svg(fig), wide=True)
 
 
 def run_figures(steps: pd.DataFrame, resources: pd.DataFrame) -> Sequence[Figure]:

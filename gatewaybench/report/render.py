@@ -118,7 +118,9 @@ def _context(run: RunData) -> dict[str, Any]:
         "seed_tables": seed_tables(run) if not steps.empty else [],
         "capacity": capacity_rows(run.capacities()),
         "thresholds": run.thresholds,
-        "figures": [{"title": f.title, "alt": f.alt, "src": data_uri(f.svg)} for f in figs],
+        "figures": [
+            {"title": f.title, "alt": f.alt, "src": data_uri(f.svg), "wide": f.wide} for f in figs
+        ],
         "failures": records_table(run.failures, FAILURE_COLUMNS, "Failures, attributed")
         if not run.failures.empty else None,
         "audit": records_table(steps, AUDIT_COLUMNS, "Vote integrity audit per step")
