@@ -44,6 +44,9 @@ def test_tiny_bench_end_to_end(tmp_path: Path) -> None:
     run_dir = Path(lines[-1])
     assert run_dir.parent == tmp_path and run_dir.name.endswith("-e2e"), lines[-1]
     assert "Failure % by server x users" in out and "Requests/sec by server x users" in out
+    assert lines[-2] == f"report: {run_dir / 'report.html'}"
+    for name in ("report.html", "summary.md", "results.json"):
+        assert (run_dir / name).is_file(), name
 
     rows = _rows(run_dir)
     assert [(r["server"], r["users"]) for r in rows] == [
@@ -123,5 +126,6 @@ def test_interrupt_mid_run_keeps_finished_steps_and_leaves_nothing(
     assert out.strip().splitlines()[-1] == str(run_dir)
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["status"] == "interrupted"
+    assert "is interrupted" in (run_dir / "summary.md").read_text()  # the report says so
     assert len(_rows(run_dir)) >= 1  # the step that finished before the signal is kept
     assert_nothing_left(str(run_dir))
