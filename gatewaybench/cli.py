@@ -110,7 +110,6 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     add("--conn-max-age", type=_int, default=dd.conn_max_age, help="Django CONN_MAX_AGE seconds")
     add("--questions", type=_int, default=dd.questions, help="polls seeded")
     add("--choices", type=_int, default=dd.choices, help="choices per poll")
-    # fmt: on
 
 
 def _apply_env_defaults(p: argparse.ArgumentParser, environ: dict[str, str]) -> None:

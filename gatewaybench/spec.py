@@ -142,6 +142,8 @@ def validate(spec: RunSpec) -> RunSpec:
     _positive("--pg-max-connections", spec.postgres.max_connections)
     _positive("--nginx-worker-connections", spec.nginx.worker_connections)
     _not_negative("--conn-max-age", spec.django.conn_max_age)
+    _positive("--questions", spec.django.questions)
+    _positive("--choices", spec.django.choices)
     for flag, port in (
         ("--nginx-port", spec.nginx.port),
         ("--pg-port", spec.postgres.port),

@@ -7,6 +7,7 @@ import pytest
 
 from gatewaybench.errors import UsageError
 from gatewaybench.spec import (
+    DjangoSettings,
     LoadSettings,
     NginxSettings,
     RunSpec,
@@ -68,6 +69,7 @@ def test_parse_servers_names_the_known_ones() -> None:
         ({"load": LoadSettings(client_timeout_s=0)}, "--client-timeout"),
         ({"load": LoadSettings(processes=-1)}, "--processes"),
         ({"workers": 0}, "--workers"),
+        ({"django": DjangoSettings(questions=0)}, "--questions"),
         ({"label": "../escape"}, "label"),
         ({"app_port": 70000}, "not a port"),
         ({"nginx": NginxSettings(worker_processes="many")}, "--nginx-worker-processes"),
