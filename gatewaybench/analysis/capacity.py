@@ -87,10 +87,12 @@ def capacity_text(df: pd.DataFrame, fail_pct_max: float, slo_ms: float) -> str:
         return ""
     lines = [
         f"Capacity (largest step held: valid, failures < {fail_pct_max:g} %, "
-        f"p95 <= {slo_ms:g} ms; rps plateau over valid steps)"
+        f"p95 <= {slo_ms:g} ms; plateau: successful req/s on valid steps)"
     ]
     width = max(len(s) for s in df["server"].astype(str))
     for c in capacities(df, fail_pct_max, slo_ms):
         cap = "below the first step" if c.capacity.mean == 0 else f"{c.capacity.text()} users"
-        lines.append(f"{c.server:<{width}}  {cap}; plateau {c.plateau.text('.1f')} req/s")
+        lines.append(
+            f"{c.server:<{width}}  {cap}; plateau {c.plateau.text('.1f')} successful req/s"
+        )
     return "\n".join(lines)
