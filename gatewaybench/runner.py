@@ -20,7 +20,7 @@ from gatewaybench.analysis.tables import run_summary
 from gatewaybench.errors import GatewaybenchError, Interrupted, StackError
 from gatewaybench.load import autoscale, locust_runner, step
 from gatewaybench.report.render import render_run
-from gatewaybench.results import provenance
+from gatewaybench.results import provenance, stale
 from gatewaybench.results.rundir import RunRecorder, create_run_dir
 from gatewaybench.servers import REGISTRY, ServerDef, effective_workers
 from gatewaybench.signals import interruptible
@@ -59,6 +59,8 @@ def run_bench(spec: RunSpec, out: TextIO = sys.stdout, log: TextIO = sys.stderr)
     with interruptible() as guard:
         try:
             resolved = preflight.check(spec)  # usage errors surface before anything is created
+            for message in stale.recover_stale_runs(spec.reports_dir.absolute()):
+                print(f"gatewaybench: {message}", file=log)
             run_dir = create_run_dir(spec.reports_dir.absolute(), spec.label)
         except Interrupted as exc:
             return exc.exit_code  # nothing was started or written yet
@@ -115,6 +117,7 @@ def _run_and_classify(ctx: Context) -> tuple[str, int, str | None]:
 def _manifest_base(spec: RunSpec, resolved: preflight.Resolved) -> dict[str, Any]:
     return {
         "label": spec.label,
+        "harness": stale.harness_identity(),
         "spec": spec.to_json(),
         "resolved": {
             "ports": {
@@ -153,6 +156,8 @@ def _run_matrix(ctx: Context) -> list[str]:
                 )
             )
         ctx.rec.manifest["resolved"]["postgres_data_dir"] = str(cluster.data_dir)
+        ctx.rec.manifest["resolved"]["postgres_socket_dir"] = str(cluster.socket_dir)
+        ctx.rec.save_manifest()  # before any load: a killed harness leaves these findable
         ctx.app_env = AppEnv.create(cluster.app_dsn, spec.django)
         with ctx.rec.phase("migrate+seed"):
             app.migrate_and_seed(ctx.app_env, ctx.base_env, logs)

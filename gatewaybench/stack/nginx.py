@@ -17,6 +17,7 @@ from pathlib import Path
 import jinja2
 
 from gatewaybench.errors import StackError, UsageError
+from gatewaybench.results.stale import temp_prefix
 from gatewaybench.spec import NginxSettings
 from gatewaybench.stack import process
 from gatewaybench.stack.net import LOOPBACK, http_ok
@@ -151,7 +152,7 @@ def running_nginx(
 
 
 def _mkdtemp() -> str:
-    path = tempfile.mkdtemp(prefix="gatewaybench-nginx-")
+    path = tempfile.mkdtemp(prefix=temp_prefix("nginx"))
     os.chmod(path, 0o755)  # noqa: S103  (workers (an unprivileged user when we are root) use the temp paths)
     return path
 

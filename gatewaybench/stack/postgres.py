@@ -27,6 +27,7 @@ import psycopg2
 import psycopg2.extensions
 
 from gatewaybench.errors import StackError, UsageError
+from gatewaybench.results.stale import temp_prefix
 from gatewaybench.spec import PostgresSettings
 from gatewaybench.stack import process
 from gatewaybench.stack.net import LOOPBACK
@@ -174,7 +175,7 @@ def _data_dir_location(run_dir: Path, user: str | None) -> Path:
     """Inside the run directory when the postgres user can reach it, else a private temp dir."""
     if user is None or traversable_by(run_dir, user):
         return run_dir / "pgdata"
-    parent = Path(tempfile.mkdtemp(prefix="gatewaybench-pgdata-"))
+    parent = Path(tempfile.mkdtemp(prefix=temp_prefix("pgdata")))
     parent.chmod(0o711)  # the postgres user may pass through, not list
     return parent / "pgdata"
 
@@ -235,7 +236,7 @@ def running_cluster(
     """Create, start and finally stop and delete a private cluster (its log stays in logs/)."""
     user = run_as_user()
     data_dir = _data_dir_location(run_dir, user)
-    socket_dir = Path(tempfile.mkdtemp(prefix="gatewaybench-pg-"))
+    socket_dir = Path(tempfile.mkdtemp(prefix=temp_prefix("pg")))
     password = secrets.token_urlsafe(24)
     proc: process.ManagedProcess | None = None
     try:

@@ -17,7 +17,7 @@ from gatewaybench.spec import DjangoSettings, NginxSettings, PostgresSettings
 from gatewaybench.stack import app, nginx, pollsdb, postgres, process
 from gatewaybench.stack.net import free_port, http_get, port_is_free
 from gatewaybench.stack.verify import verify_scenario
-from tests.conftest import assert_nothing_left
+from tests.conftest import assert_nothing_left, descendants
 
 pytestmark = pytest.mark.integration
 
@@ -84,6 +84,7 @@ def test_server_behind_nginx_serves_the_scenario(
         ):
             before = pollsdb.total_votes(cluster.dsn)
             verify_scenario(nginx_port, 1)
+            assert_listeners_loopback_only()
             assert pollsdb.total_votes(cluster.dsn) == before + 1
             access_log = (tmp_path / f"nginx-{name}-access.log").read_text()
             assert '"POST /polls/1/vote/"' in access_log and " 302 " in access_log
@@ -92,6 +93,17 @@ def test_server_behind_nginx_serves_the_scenario(
         proc.stop()
     assert port_is_free(app_port)
     assert_nothing_left(str(tmp_path), children=False)  # the module's postgres is still up
+
+
+def assert_listeners_loopback_only() -> None:
+    """Every listening socket of every process we started (postgres, the server and its
+    workers, nginx and its workers) is bound to loopback."""
+    ours = {p.pid for p in descendants()}
+    listeners = [c for c in psutil.net_connections("inet")
+                 if c.status == psutil.CONN_LISTEN and c.pid in ours]  # fmt: skip
+    assert listeners, "expected to see our own listeners"
+    exposed = [(c.pid, c.laddr) for c in listeners if c.laddr.ip not in ("127.0.0.1", "::1")]
+    assert not exposed, f"listening beyond loopback: {exposed}"
 
 
 def test_a_server_that_dies_at_start_is_reported_with_its_log(
