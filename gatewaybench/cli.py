@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -192,7 +193,21 @@ def _report(run_dirs: Sequence[Path], out: Path | None) -> int:
     return 0
 
 
+def _terminated(_signum: int, _frame: object) -> None:
+    raise SystemExit(143)  # 128 + SIGTERM, as a shell reports it
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    # Until `run` installs its own handlers (which tear the stack down), SIGTERM just exits
+    # cleanly; nothing has been started yet. SIGINT already raises KeyboardInterrupt.
+    previous = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        return _dispatch(argv)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _dispatch(argv: Sequence[str] | None) -> int:
     try:
         args = build_parser(dict(os.environ)).parse_args(argv)
         if args.command == "run":

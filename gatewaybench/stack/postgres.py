@@ -209,6 +209,7 @@ def _initdb(
             log_path=log,
             timeout_s=INITDB_TIMEOUT_S,
             user=user,
+            finish_on_interrupt=True,
         )
     finally:
         pwfile.unlink(missing_ok=True)

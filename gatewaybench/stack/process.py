@@ -18,11 +18,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gatewaybench.errors import StackError
+from gatewaybench.errors import Interrupted, StackError
 
 PR_SET_PDEATHSIG = 1
 POLL_INTERVAL_S = 0.1
 TAIL_LINES = 20
+GROUP_GRACE_S = 5.0  # how long members that outlive their group leader get to exit
 
 
 # Loaded once here: the child between fork and exec must not dlopen (a lock another thread of
@@ -33,6 +34,22 @@ _LIBC = ctypes.CDLL(None, use_errno=True)
 def _set_parent_death_signal() -> None:
     """Runs in the child between fork and exec (after any uid change, which would clear it)."""
     _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def group_alive(pgid: int) -> bool:
+    """Is any live (not zombie) process still in this process group? Read from /proc."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                raw = fh.read().decode("ascii", "replace")
+        except OSError:
+            continue
+        state, _ppid, pgrp = raw[raw.rindex(")") + 2 :].split()[:3]
+        if int(pgrp) == pgid and state not in ("Z", "X"):
+            return True
+    return False
 
 
 def tail(path: Path, lines: int = TAIL_LINES) -> str:
@@ -71,9 +88,19 @@ class ManagedProcess:
             except subprocess.TimeoutExpired:
                 self._signal_group(signal.SIGKILL)
                 self.popen.wait(timeout=timeout_s)
-        # Workers of a server that exited on its own may still be in its group.
-        self._signal_group(signal.SIGKILL)
+        self._drain_group(min(timeout_s, GROUP_GRACE_S))
         return self.popen.returncode
+
+    def _drain_group(self, grace_s: float) -> None:
+        """Members may outlive the leader (initdb's bootstrap backend, a server's workers).
+        Give them the grace to finish their own cleanup (a SIGKILLed PostgreSQL leaves its
+        shared memory behind), then kill whatever is left."""
+        deadline = time.monotonic() + grace_s
+        while group_alive(self.popen.pid):
+            if time.monotonic() > deadline:
+                self._signal_group(signal.SIGKILL)
+                return
+            time.sleep(POLL_INTERVAL_S)
 
     def _signal_group(self, sig: int) -> None:
         # The group id is the pid: we made the child a session leader.
@@ -122,11 +149,17 @@ def run_to_completion(
     cwd: Path | None = None,
     env: Mapping[str, str] | None = None,
     user: str | None = None,
+    finish_on_interrupt: bool = False,
 ) -> None:
-    """Run a one-shot command (initdb, migrate, seed); a failure carries its log tail."""
+    """Run a one-shot command (initdb, migrate, seed); a failure carries its log tail.
+
+    With finish_on_interrupt, a Ctrl-C/SIGTERM lets the command finish before it propagates:
+    initdb interrupted mid-bootstrap deletes the data directory under its still-running
+    backend, which then dies without removing its shared memory.
+    """
     proc = start(name, argv, log_path=log_path, cwd=cwd, env=env, user=user)
     try:
-        code = proc.popen.wait(timeout=timeout_s)
+        code = _wait(proc, timeout_s, finish_on_interrupt)
     except subprocess.TimeoutExpired:
         proc.stop()
         raise StackError(
@@ -138,6 +171,15 @@ def run_to_completion(
         proc.stop()
     if code != 0:
         raise StackError(f"{name} failed with exit code {code}", f"see {log_path}", proc.log_tail())
+
+
+def _wait(proc: ManagedProcess, timeout_s: float, finish_on_interrupt: bool) -> int:
+    try:
+        return proc.popen.wait(timeout=timeout_s)
+    except Interrupted:
+        if finish_on_interrupt:
+            proc.popen.wait(timeout=timeout_s)  # later signals are ignored by the guard
+        raise
 
 
 def wait_until(

@@ -59,3 +59,23 @@ def test_sigkill_leaves_nothing_running_and_the_next_run_cleans_up(tmp_path: Pat
     leftovers = list(Path(tempfile.gettempdir()).glob(f"gatewaybench-*-{proc.pid}-*"))
     assert not leftovers, leftovers  # its nginx temp dir and postgres socket dir too
     assert_nothing_left(out.strip().splitlines()[-1])
+
+
+def test_interrupt_during_initdb_lets_it_finish_and_leaks_no_shared_memory(tmp_path: Path) -> None:
+    """initdb stopped mid-bootstrap deletes the data directory under its backend, which then
+    dies without removing its shared memory; the harness lets initdb finish first."""
+    shm_before = set(Path("/dev/shm").glob("PostgreSQL.*"))
+    proc = _bench(tmp_path, "3")
+    deadline = time.monotonic() + 60
+    initdb_log: Path | None = None
+    while time.monotonic() < deadline and initdb_log is None:
+        found = list(tmp_path.glob("*-bench/logs/initdb.log"))
+        initdb_log = found[0] if found and found[0].stat().st_size else None
+        time.sleep(0.02)
+    assert initdb_log is not None, "initdb never started"
+    os.kill(proc.pid, signal.SIGINT)
+    proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert "Success" in initdb_log.read_text()  # initdb ran to its end despite the signal
+    assert set(Path("/dev/shm").glob("PostgreSQL.*")) <= shm_before
+    assert_nothing_left(str(initdb_log.parents[1]))
