@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import random
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,9 +18,8 @@ from locust import FastHttpUser, between, task
 # Locust loads this file by path; make the package importable wherever Locust was started from.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from loadtests import listeners
+from loadtests.pages import CHOICE_RE, CSRF_RE
 
-CSRF_RE = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
-CHOICE_RE = re.compile(r'name="choice" id="choice\d+" value="(\d+)"')
 QUESTION_IDS = [int(x) for x in os.environ.get("GB_QUESTION_IDS", "1,2,3,4,5").split(",")]
 CLIENT_TIMEOUT_S = float(os.environ.get("GB_CLIENT_TIMEOUT_S", "10"))
 

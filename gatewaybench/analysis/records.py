@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import math
 from collections import Counter
 from dataclasses import dataclass, field
-from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 from gatewaybench.analysis.histogram import Histogram
+from gatewaybench.analysis.series import value_at
 
 TASK_KEY = "__task__"  # must match loadtests.recording.TASK_KEY
 CONTROL_ROLES = ("local", "master")  # processes whose timeline defines the step
@@ -38,15 +37,7 @@ class ProcessRecord:
 
     def cpu_at(self, t: float) -> float:
         """CPU seconds used by time t, interpolated between samples."""
-        samples = self.cpu
-        if not samples:
-            return math.nan
-        if t <= samples[0][0]:
-            return samples[0][1]
-        for (t0, c0), (t1, c1) in pairwise(samples):
-            if t0 <= t <= t1:
-                return c0 + (c1 - c0) * ((t - t0) / (t1 - t0) if t1 > t0 else 0.0)
-        return samples[-1][1]
+        return value_at(self.cpu, t)
 
     @property
     def generates_load(self) -> bool:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from gatewaybench.analysis.series import value_at
 
 RESOURCE_COLUMNS = (
     "server", "repeat", "users", "component", "cpu_pct", "peak_rss_mb", "peak_threads",
@@ -28,20 +29,6 @@ class ResourceRow:
         return asdict(self)
 
 
-def _cpu_at(samples: list[list[float]], t: float) -> float:
-    if not samples:
-        return math.nan
-    prev = samples[0]
-    if t <= prev[0]:
-        return prev[1]
-    for cur in samples[1:]:
-        if t <= cur[0]:
-            span = cur[0] - prev[0]
-            return prev[1] + (cur[1] - prev[1]) * ((t - prev[0]) / span if span else 0.0)
-        prev = cur
-    return samples[-1][1]
-
-
 def resource_rows(
     data: dict[str, Any], *, server: str, repeat: int, users: int, start: float, end: float
 ) -> list[ResourceRow]:
@@ -52,7 +39,7 @@ def resource_rows(
         if not samples:
             continue
         inside = [s for s in samples if start <= s[0] <= end] or samples
-        cpu = (_cpu_at(samples, end) - _cpu_at(samples, start)) / (end - start) * 100
+        cpu = (value_at(samples, end) - value_at(samples, start)) / (end - start) * 100
         rows.append(
             ResourceRow(
                 server,

@@ -209,3 +209,14 @@ def test_no_records_is_a_failed_step(tmp_path: Path) -> None:
     row = analyse_step(read_step_records(tmp_path / "missing"), CTX)
     assert row.status == "failed" and not row.valid
     assert math.isnan(row.rps)
+
+
+def test_harness_and_scenario_agree_on_shared_constants() -> None:
+    """The harness cannot import loadtests/ when installed elsewhere, so it keeps copies."""
+    from gatewaybench.analysis import records
+    from gatewaybench.stack import verify
+    from loadtests import pages
+
+    assert records.TASK_KEY == TASK_KEY
+    assert verify.CSRF_RE.pattern == pages.CSRF_RE.pattern
+    assert verify.CHOICE_RE.pattern == pages.CHOICE_RE.pattern
