@@ -158,7 +158,7 @@ def _mkdtemp() -> str:
 
 
 def check_config(binary: Path, conf: Path, prefix: Path, error_log: Path) -> None:
-    """`nginx -t` on a rendered config: used by tests and doctor."""
+    """`nginx -t` on a rendered config (the tests check every rendering with it)."""
     out = subprocess.run(
         [str(binary), "-t", "-p", str(prefix), "-e", str(error_log), "-c", str(conf)],
         capture_output=True,
