@@ -19,10 +19,12 @@ help:
 	@echo "make doctor       check this machine can run a bench"
 	@echo "BENCH_ARGS='--servers gunicorn,uvicorn --users 50:300:50' make bench  for anything else"
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml envs/psycopg3.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	rm -rf $(VENV)/psycopg3
+	$(PY) -m pip install --quiet --no-deps --target $(VENV)/psycopg3 -r envs/psycopg3.txt
 	touch $(STAMP)
 
 install: $(STAMP)

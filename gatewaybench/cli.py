@@ -14,18 +14,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from gatewaybench.config import build_spec
 from gatewaybench.errors import GatewaybenchError, UsageError
-from gatewaybench.spec import (
-    DjangoSettings,
-    LoadSettings,
-    NginxSettings,
-    PostgresSettings,
-    RunSpec,
-    Thresholds,
-    parse_servers,
-    parse_steps,
-    validate,
-)
+from gatewaybench.flags import RUN_FLAGS
+from gatewaybench.spec import RunSpec
 
 ENV_PREFIX = "GATEWAYBENCH_"
 
@@ -35,82 +27,13 @@ class OneLineParser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}", f"see `{self.prog} --help`")
 
 
-def _int(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-
-
-def _float(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-
-
-def _processes(text: str) -> int:
-    """A positive count, or 'auto' (0): scale Locust's processes with its CPU use."""
-    return 0 if text == "auto" else _int(text)
-
-
 def _add_run_flags(p: argparse.ArgumentParser) -> None:
-    d, ld, nd, pd = RunSpec(), LoadSettings(), NginxSettings(), PostgresSettings()
-    td = Thresholds()
-    dd = DjangoSettings()
-    add = p.add_argument
-    add(
-        "--servers", type=parse_servers, default=d.servers, help="comma list (default: %(default)s)"
-    )
-    add(
-        "--users",
-        type=parse_steps,
-        default=ld.users,
-        help="user steps: 100,200,300 or start:stop:step (default: 100:700:100)",
-    )
-    add(
-        "--workers",
-        type=_int,
-        default=d.workers,
-        help="worker processes per server (default: cores)",
-    )
-    add("--ramp", type=_float, default=ld.ramp_s, help="seconds to spawn a step's users")
-    add("--warmup", type=_float, default=ld.warmup_s, help="seconds after spawning, excluded")
-    add("--window", type=_int, default=ld.window_s, help="steady-state window, whole seconds")
-    add("--client-timeout", type=_float, default=ld.client_timeout_s, help="seconds per request")
-    add(
-        "--stop-timeout",
-        type=_float,
-        default=ld.stop_timeout_s,
-        help="seconds in-flight requests get to finish when a step ends",
-    )
-    add(
-        "--processes",
-        type=_processes,
-        default=ld.processes,
-        help="Locust processes (master + workers), or 'auto' to add them as the generator loads",
-    )
-    add("--slo-ms", type=_float, default=td.slo_ms, help="p95 limit for capacity; slow_pct line")
-    add(
-        "--capacity-fail-pct",
-        type=_float,
-        default=td.fail_pct,
-        help="failure %% limit for capacity",
-    )
-    add("--repeat", type=_int, default=d.repeat, help="run the matrix N times, servers interleaved")
-    add("--label", default=d.label, help="suffix of the run directory name")
-    add("--reports-dir", type=Path, default=d.reports_dir, help="where run directories go")
-    add("--nginx-worker-processes", default=nd.worker_processes)
-    add("--nginx-worker-connections", type=_int, default=nd.worker_connections)
-    add("--nginx-backlog", type=_int, default=nd.listen_backlog)
-    add("--nginx-port", type=_int, default=nd.port, help="0: a free port")
-    add("--no-access-log", action="store_true", help="turn nginx's access log off")
-    add("--pg-max-connections", type=_int, default=pd.max_connections)
-    add("--pg-port", type=_int, default=pd.port, help="0: a free port")
-    add("--app-port", type=_int, default=d.app_port, help="0: a free port")
-    add("--conn-max-age", type=_int, default=dd.conn_max_age, help="Django CONN_MAX_AGE seconds")
-    add("--questions", type=_int, default=dd.questions, help="polls seeded")
-    add("--choices", type=_int, default=dd.choices, help="choices per poll")
+    # No defaults here: an absent flag is None, so a preset or config file can supply it.
+    for f in RUN_FLAGS:
+        if f.convert is None:
+            p.add_argument(f.flag, action="store_true", default=None, help=f.help)
+        else:
+            p.add_argument(f.flag, type=f.convert, default=None, help=f.help)
 
 
 def _apply_env_defaults(p: argparse.ArgumentParser, environ: dict[str, str]) -> None:
@@ -141,37 +64,9 @@ def build_parser(environ: dict[str, str]) -> argparse.ArgumentParser:
 
 
 def spec_from_args(a: argparse.Namespace) -> RunSpec:
-    load = LoadSettings(
-        users=a.users,
-        ramp_s=a.ramp,
-        warmup_s=a.warmup,
-        window_s=a.window,
-        client_timeout_s=a.client_timeout,
-        stop_timeout_s=a.stop_timeout,
-        processes=a.processes,
-    )
-    spec = RunSpec(
-        servers=a.servers,
-        workers=a.workers,
-        label=a.label,
-        reports_dir=a.reports_dir,
-        load=load,
-        nginx=NginxSettings(
-            worker_processes=a.nginx_worker_processes,
-            worker_connections=a.nginx_worker_connections,
-            listen_backlog=a.nginx_backlog,
-            port=a.nginx_port,
-            access_log=not a.no_access_log,
-        ),
-        postgres=PostgresSettings(max_connections=a.pg_max_connections, port=a.pg_port),
-        django=DjangoSettings(
-            conn_max_age=a.conn_max_age, questions=a.questions, choices=a.choices
-        ),
-        app_port=a.app_port,
-        thresholds=Thresholds(slo_ms=a.slo_ms, fail_pct=a.capacity_fail_pct),
-        repeat=a.repeat,
-    )
-    return validate(spec)
+    """Flags (and GATEWAYBENCH_* variables) over the config file over the preset."""
+    given = {k: v for k, v in vars(a).items() if k != "command" and v is not None}
+    return build_spec(given)
 
 
 def _report(run_dirs: Sequence[Path], out: Path | None) -> int:

@@ -30,7 +30,7 @@ def _nginx() -> str:
 def _python_tools() -> str:
     missing = [
         t
-        for t in ["locust", *(s.package for s in REGISTRY.values())]
+        for t in ["locust", *dict.fromkeys(s.executable for s in REGISTRY.values())]
         if not os.access(bin_dir() / t, os.X_OK)
     ]
     if missing:

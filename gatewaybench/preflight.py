@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gatewaybench.errors import UsageError
+from gatewaybench.load import calibrate
 from gatewaybench.servers import REGISTRY
 from gatewaybench.spec import RunSpec
 from gatewaybench.stack import nginx, postgres
-from gatewaybench.stack.app import SAMPLE_APP_DIR, bin_dir
+from gatewaybench.stack.app import SAMPLE_APP_DIR, bin_dir, psycopg3_dir
 from gatewaybench.stack.net import claim_port
 
 FDS_PER_USER = 2  # the client's socket, nginx's client-side socket (per worker process)
@@ -37,7 +38,7 @@ def check(spec: RunSpec) -> Resolved:
     pg_bins = postgres.find_binaries()
     nginx_bin = nginx.find_nginx()
     postgres.run_as_user()  # raises if we are root with no unprivileged user
-    raise_fd_limit(max(spec.load.users))
+    raise_fd_limit(max(spec.load.users or (2 * calibrate.PROBE_MAX,)))
     ports = {
         "--nginx-port": claim_port("--nginx-port", spec.nginx.port),
         "--pg-port": claim_port("--pg-port", spec.postgres.port),
@@ -51,9 +52,19 @@ def check(spec: RunSpec) -> Resolved:
 
 
 def _check_python_tools(spec: RunSpec) -> None:
-    if not (SAMPLE_APP_DIR / "manage.py").is_file():
+    if spec.app.is_sample and not (SAMPLE_APP_DIR / "manage.py").is_file():
         raise UsageError(f"sample app not found at {SAMPLE_APP_DIR}", "run from a full checkout")
-    needed = ["locust", *(REGISTRY[s].package for s in spec.servers)]
+    if not spec.app.is_sample:
+        _check_own_app(spec)
+    needed = ["locust", *dict.fromkeys(REGISTRY[c.server].executable for c in spec.cells)]
+    if (
+        any(c.resolved_driver == "psycopg3" for c in spec.cells)
+        and not (psycopg3_dir() / "psycopg").is_dir()
+    ):
+        raise UsageError(
+            f"psycopg 3 is not installed in {psycopg3_dir()} (the pool cells need it)",
+            "run `make install`",
+        )
     for tool in needed:
         if not os.access(bin_dir() / tool, os.X_OK):
             raise UsageError(
@@ -75,3 +86,30 @@ def raise_fd_limit(max_users: int) -> int:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
         soft = hard
     return soft
+
+
+def _check_own_app(spec: RunSpec) -> None:
+    """--app-dir and friends: every path exists and every cell has a target to serve."""
+    app = spec.app
+    assert app.app_dir is not None
+    if not app.app_dir.is_dir():
+        raise UsageError(f"--app-dir {app.app_dir} is not a directory", "give your project's path")
+    if app.locustfile is None or not app.locustfile.is_file():
+        raise UsageError(
+            f"--locustfile {app.locustfile or '(missing)'} is not a file",
+            "give your app's Locust scenario with --locustfile",
+        )
+    for cell in spec.cells:
+        target = app.wsgi if cell.interface == "wsgi" else app.asgi
+        if ":" not in target:
+            flag = "--wsgi" if cell.interface == "wsgi" else "--asgi"
+            raise UsageError(
+                f"{cell.label} is {cell.interface.upper()} but {flag} is {target or 'not given'}",
+                f"pass {flag} module:attribute, or leave out {cell.interface.upper()} servers",
+            )
+        if cell.views != "sync":
+            raise UsageError(
+                f"{cell.label}: views variants apply to the sample app only", "use sync"
+            )
+    if not app.health_path.startswith("/"):
+        raise UsageError(f"--health-path {app.health_path!r} must start with /", "e.g. /healthz")

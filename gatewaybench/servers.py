@@ -1,7 +1,9 @@
-"""Registry of application servers: name -> interface, pip package, argv builder.
+"""Registry of application servers: name -> interface, packages, argv builder, concurrency model.
 
-Adding a server is one entry here. Builders are pure: they turn a port, a worker count and the
-environment's bin directory into an argv; starting the process is stack/app.py's job.
+Adding a server is one entry here. Builders are pure: they turn a ServerArgs (where to bind, the
+budget, which app) into an argv; starting processes is stack/app.py's job. Every server gets the
+same budget — worker processes x threads per process — through its own flags; `concurrency`
+says what a server can actually do with it, and the report prints that, not the request.
 """
 
 from __future__ import annotations
@@ -13,32 +15,44 @@ from pathlib import Path
 WSGI_APP = "gbsite.wsgi:application"
 ASGI_APP = "gbsite.asgi:application"
 
+# How a server applies the thread part of the budget.
+THREADS_FLAG = "flag"  # the server has a threads-per-worker option and gets the budget's threads
+THREADS_NONE = "none"  # one request at a time per process (gunicorn's sync worker)
+THREADS_ASGIREF = "asgiref"  # Django's ASGI handler runs sync code in a thread per request
+
 
 @dataclass(frozen=True)
 class ServerArgs:
     bin_dir: Path
     host: str
     port: int
-    workers: int
+    processes: int
+    threads: int = 1
+    app: str = ""  # module:attribute; empty: the sample app's target for the interface
+    fd: int | None = None  # inherited listening socket (servers started as instances)
 
 
 @dataclass(frozen=True)
 class ServerDef:
     name: str
     interface: str  # "wsgi" or "asgi"
-    package: str  # distribution name, for the version recorded in the manifest
+    packages: tuple[str, ...]  # distributions whose versions the manifest records
     build_argv: Callable[[ServerArgs], list[str]]
-    multi_process: bool = True  # False: the server has no workers option (daphne)
+    executable: str  # the console script in the environment's bin directory
+    threads: str = THREADS_NONE
+    # False: no workers option; the harness starts `processes` instances on one shared socket.
+    multi_process: bool = True
     note: str = ""
 
+    def target(self, args: ServerArgs) -> str:
+        return args.app or (WSGI_APP if self.interface == "wsgi" else ASGI_APP)
 
-def _gunicorn(a: ServerArgs) -> list[str]:
+
+def _gunicorn_common(a: ServerArgs) -> list[str]:
     return [
         str(a.bin_dir / "gunicorn"),
-        WSGI_APP,
         f"--bind={a.host}:{a.port}",
-        f"--workers={a.workers}",
-        "--worker-class=sync",
+        f"--workers={a.processes}",
         # gunicorn 27 opens a control socket by default; the harness needs no second listener.
         "--no-control-socket",
         "--error-logfile=-",
@@ -46,57 +60,136 @@ def _gunicorn(a: ServerArgs) -> list[str]:
     ]
 
 
+def _gunicorn(a: ServerArgs) -> list[str]:
+    return [*_gunicorn_common(a), "--worker-class=sync", REGISTRY["gunicorn"].target(a)]
+
+
+def _gunicorn_gthread(a: ServerArgs) -> list[str]:
+    target = REGISTRY["gunicorn-gthread"].target(a)
+    return [*_gunicorn_common(a), "--worker-class=gthread", f"--threads={a.threads}", target]
+
+
+def _gunicorn_uvicorn(a: ServerArgs) -> list[str]:
+    # The uvicorn-worker package's worker; its lifespan is "auto", which Django tolerates.
+    target = REGISTRY["gunicorn-uvicorn"].target(a)
+    return [*_gunicorn_common(a), "--worker-class=uvicorn_worker.UvicornWorker", target]
+
+
 def _uvicorn(a: ServerArgs) -> list[str]:
     return [
         str(a.bin_dir / "uvicorn"),
-        ASGI_APP,
         f"--host={a.host}",
         f"--port={a.port}",
-        f"--workers={a.workers}",
+        f"--workers={a.processes}",
         # Django's ASGI handler does not implement lifespan; "off" avoids a warning per worker.
         "--lifespan=off",
         "--no-access-log",
         "--log-level=warning",
+        REGISTRY["uvicorn"].target(a),
     ]
 
 
 def _daphne(a: ServerArgs) -> list[str]:
-    return [
-        str(a.bin_dir / "daphne"),
-        f"--bind={a.host}",
-        f"--port={a.port}",
-        "--verbosity=1",
-        ASGI_APP,
-    ]
+    bind = [f"--fd={a.fd}"] if a.fd is not None else [f"--bind={a.host}", f"--port={a.port}"]
+    return [str(a.bin_dir / "daphne"), *bind, "--verbosity=1", REGISTRY["daphne"].target(a)]
 
 
 def _hypercorn(a: ServerArgs) -> list[str]:
     return [
         str(a.bin_dir / "hypercorn"),
-        ASGI_APP,
         f"--bind={a.host}:{a.port}",
-        f"--workers={a.workers}",
+        f"--workers={a.processes}",
+        "--log-level=warning",
+        REGISTRY["hypercorn"].target(a),
+    ]
+
+
+def _granian(a: ServerArgs, interface: str, name: str) -> list[str]:
+    argv = [
+        str(a.bin_dir / "granian"),
+        f"--interface={interface}",
+        f"--host={a.host}",
+        f"--port={a.port}",
+        f"--workers={a.processes}",
+        "--no-access-log",
         "--log-level=warning",
     ]
+    if interface == "wsgi":
+        argv.append(f"--blocking-threads={a.threads}")  # granian's WSGI threads per worker
+    return [*argv, REGISTRY[name].target(a)]
+
+
+def _granian_wsgi(a: ServerArgs) -> list[str]:
+    return _granian(a, "wsgi", "granian-wsgi")
+
+
+def _granian_asgi(a: ServerArgs) -> list[str]:
+    # "asginl": ASGI without lifespan, which Django's handler does not implement.
+    return _granian(a, "asginl", "granian-asgi")
 
 
 REGISTRY: dict[str, ServerDef] = {
     s.name: s
     for s in (
-        ServerDef("gunicorn", "wsgi", "gunicorn", _gunicorn, note="sync workers"),
-        ServerDef("uvicorn", "asgi", "uvicorn", _uvicorn),
+        ServerDef("gunicorn", "wsgi", ("gunicorn",), _gunicorn, "gunicorn", note="sync workers"),
+        ServerDef(
+            "gunicorn-gthread",
+            "wsgi",
+            ("gunicorn",),
+            _gunicorn_gthread,
+            "gunicorn",
+            threads=THREADS_FLAG,
+            note="gthread workers",
+        ),
+        ServerDef(
+            "gunicorn-uvicorn",
+            "asgi",
+            ("gunicorn", "uvicorn-worker", "uvicorn"),
+            _gunicorn_uvicorn,
+            "gunicorn",
+            threads=THREADS_ASGIREF,
+            note="gunicorn managing uvicorn workers",
+        ),
+        ServerDef("uvicorn", "asgi", ("uvicorn",), _uvicorn, "uvicorn", threads=THREADS_ASGIREF),
         ServerDef(
             "daphne",
             "asgi",
-            "daphne",
+            ("daphne",),
             _daphne,
+            "daphne",
+            threads=THREADS_ASGIREF,
             multi_process=False,
-            note="daphne has no workers option: one process regardless of the workers setting",
+            note="daphne has no workers option: N daphne processes share one listening socket",
         ),
-        ServerDef("hypercorn", "asgi", "hypercorn", _hypercorn),
+        ServerDef(
+            "hypercorn", "asgi", ("hypercorn",), _hypercorn, "hypercorn", threads=THREADS_ASGIREF
+        ),
+        ServerDef(
+            "granian-wsgi",
+            "wsgi",
+            ("granian",),
+            _granian_wsgi,
+            "granian",
+            threads=THREADS_FLAG,
+            note="blocking threads per worker",
+        ),
+        ServerDef(
+            "granian-asgi",
+            "asgi",
+            ("granian",),
+            _granian_asgi,
+            "granian",
+            threads=THREADS_ASGIREF,
+            note="asginl interface (no lifespan)",
+        ),
     )
 }
 
 
-def effective_workers(server: ServerDef, workers: int) -> int:
-    return workers if server.multi_process else 1
+def effective_threads(server: ServerDef, threads: int) -> int | None:
+    """Threads per process the server really runs requests on; None: one per request."""
+    if server.threads == THREADS_FLAG:
+        return threads
+    if server.threads == THREADS_NONE:
+        return 1
+    return None

@@ -14,10 +14,23 @@ from pathlib import Path
 from typing import Any
 
 from gatewaybench.errors import UsageError
+from gatewaybench.matrix import (
+    DB_STRATEGIES,
+    DRIVERS,
+    VIEWS,
+    Budget,
+    Cell,
+    check_cell,
+    effective,
+    unique_labels,
+)
 from gatewaybench.servers import REGISTRY
 
 SEED_SERVERS = ("gunicorn", "uvicorn", "daphne", "hypercorn")
+SEED_CELLS = tuple(Cell(s) for s in SEED_SERVERS)
 SEED_USERS = (100, 200, 300, 400, 500, 600, 700)
+PG_DEFAULT_MAX_CONNECTIONS = 100  # PostgreSQL's own default: what "Django defaults" meet
+PG_RESERVE = 10  # the harness's superuser slots and monitoring, above the app's own need
 LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,40}$")
 
 
@@ -35,20 +48,20 @@ class NginxSettings:
 
 @dataclass(frozen=True)
 class PostgresSettings:
-    max_connections: int = 100
+    max_connections: int = 0  # 0: sized from the budget (see sized_max_connections)
     port: int = 0
 
 
 @dataclass(frozen=True)
 class DjangoSettings:
-    conn_max_age: int = 0  # Django's default: a new database connection per request
+    conn_max_age: int = 60  # seconds, for cells with persistent connections
     questions: int = 10
     choices: int = 4
 
 
 @dataclass(frozen=True)
 class LoadSettings:
-    users: tuple[int, ...] = SEED_USERS
+    users: tuple[int, ...] = SEED_USERS  # empty: calibrate (--users auto)
     ramp_s: float = 2.0  # users are spawned over this long...
     warmup_s: float = 3.0  # ...then this long passes before the steady window starts
     window_s: int = 30  # the steady window the figures come from
@@ -71,9 +84,27 @@ class Thresholds:
 
 
 @dataclass(frozen=True)
+class AppSource:
+    """Which application is served: the polls sample app, or the user's own project."""
+
+    app_dir: Path | None = None  # None: the bundled sample_app
+    wsgi: str = ""  # module:attribute
+    asgi: str = ""
+    locustfile: Path | None = None
+    setup: tuple[str, ...] = ()  # commands run once after the database exists, e.g. migrate
+    health_path: str = "/healthz"
+
+    @property
+    def is_sample(self) -> bool:
+        return self.app_dir is None
+
+
+@dataclass(frozen=True)
 class RunSpec:
-    servers: tuple[str, ...] = SEED_SERVERS
+    cells: tuple[Cell, ...] = SEED_CELLS
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    threads: int = 1  # per worker process; with workers, the budget every server gets
+    preset: str = "seed"
     label: str = "bench"
     reports_dir: Path = Path("reports")
     load: LoadSettings = field(default_factory=LoadSettings)
@@ -83,11 +114,35 @@ class RunSpec:
     app_port: int = 0
     thresholds: Thresholds = field(default_factory=Thresholds)
     repeat: int = 1  # the whole matrix N times, servers interleaved
+    app: AppSource = field(default_factory=AppSource)
+
+    @property
+    def budget(self) -> Budget:
+        return Budget(self.workers, self.threads)
+
+    @property
+    def servers(self) -> tuple[str, ...]:
+        """Cell labels, in matrix order: what every table calls a "server"."""
+        return tuple(c.label for c in self.cells)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["reports_dir"] = str(self.reports_dir)
+        data["app"] = {k: str(v) if isinstance(v, Path) else v for k, v in data["app"].items()}
+        data["cells"] = [{"label": c.label, **asdict(c)} for c in self.cells]
         return data
+
+
+def sized_max_connections(spec: RunSpec) -> int:
+    """PostgreSQL max_connections: the given value, or what the budget needs plus a reserve.
+    A cell whose connections are unbounded keeps PostgreSQL's default (the seed's setting)."""
+    if spec.postgres.max_connections:
+        return spec.postgres.max_connections
+    needs = [effective(c, spec.budget).max_db_connections for c in spec.cells]
+    bounded = [n for n in needs if n is not None]
+    if len(bounded) < len(needs):
+        return max(PG_DEFAULT_MAX_CONNECTIONS, max(bounded, default=0) + PG_RESERVE)
+    return max(bounded, default=0) + PG_RESERVE
 
 
 def parse_steps(text: str) -> tuple[int, ...]:
@@ -111,6 +166,51 @@ def parse_steps(text: str) -> tuple[int, ...]:
     if any(b <= a for a, b in pairwise(steps)):
         raise UsageError(f"step list {text!r} must be strictly increasing", fix)
     return steps
+
+
+def parse_cells(text: str) -> tuple[Cell, ...]:
+    """`uvicorn+async+pool,gunicorn+persistent`: a server, then any of views/db/driver."""
+
+    cells = []
+    for item in (t.strip() for t in text.split(",") if t.strip()):
+        server, *parts = item.split("+")
+        fields: dict[str, str] = {}
+        for part in parts:
+            key = next(
+                (k for k, opts in (("views", VIEWS), ("db", DB_STRATEGIES), ("driver", DRIVERS))
+                 if part in opts), None)  # fmt: skip
+            if key is None or key in fields:
+                raise UsageError(
+                    f"cell {item!r}: {part!r} is not a views, db or driver choice (or repeats)",
+                    "write server[+views][+db][+driver], e.g. uvicorn+async+pool; views: "
+                    f"{'/'.join(VIEWS)}, db: {'/'.join(DB_STRATEGIES)}, "
+                    f"driver: {'/'.join(DRIVERS)}",
+                )
+            fields[key] = part
+        cell = Cell(server, **fields)
+        check_cell(cell)
+        cells.append(cell)
+    if not cells:
+        raise UsageError("no cell given", "e.g. --cells gunicorn,uvicorn+async+pool")
+    result = tuple(cells)
+    unique_labels(result)
+    return result
+
+
+def _parse_choices(text: str, what: str, choices: tuple[str, ...]) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    bad = [n for n in names if n not in choices]
+    if not names or bad:
+        raise UsageError(f"{what} {text!r} is not valid", f"choose from: {', '.join(choices)}")
+    return tuple(dict.fromkeys(names))
+
+
+def parse_views(text: str) -> tuple[str, ...]:
+    return _parse_choices(text, "views", VIEWS)
+
+
+def parse_dbs(text: str) -> tuple[str, ...]:
+    return _parse_choices(text, "db strategy", DB_STRATEGIES)
 
 
 def parse_servers(text: str) -> tuple[str, ...]:
@@ -139,7 +239,13 @@ def validate(spec: RunSpec) -> RunSpec:
     _positive("--repeat", spec.repeat)
     _positive("--slo-ms", spec.thresholds.slo_ms)
     _positive("--capacity-fail-pct", spec.thresholds.fail_pct)
-    _positive("--pg-max-connections", spec.postgres.max_connections)
+    _not_negative("--pg-max-connections", spec.postgres.max_connections)
+    _positive("--threads", spec.threads)
+    if not spec.cells:
+        raise UsageError("the matrix is empty", "give --servers, --cells or a --preset")
+    for cell in spec.cells:
+        check_cell(cell)
+    unique_labels(spec.cells)
     _positive("--nginx-worker-connections", spec.nginx.worker_connections)
     _not_negative("--conn-max-age", spec.django.conn_max_age)
     _positive("--questions", spec.django.questions)

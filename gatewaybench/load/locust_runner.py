@@ -18,6 +18,8 @@ from gatewaybench.stack.app import bin_dir
 from gatewaybench.stack.net import LOOPBACK, free_port
 
 LOCUSTFILE = Path(__file__).resolve().parents[2] / "loadtests" / "locustfile.py"
+# Loaded beside a user's own locustfile: the harness's recording listeners, and no users.
+HARNESS_LOCUSTFILE = LOCUSTFILE.with_name("harness.py")
 HARD_CAP_SLACK_S = 30  # --run-time backstop, in case the scenario's own stop never fires
 WAIT_SLACK_S = 60  # beyond run time + drain, the harness stops Locust itself
 
@@ -30,6 +32,13 @@ class StepPlan:
     csv_prefix: Path
     question_ids: tuple[int, ...]
     processes: int = 1
+    locustfile: Path | None = None  # a user's scenario; None: the polls scenario
+
+    @property
+    def locustfiles(self) -> str:
+        if self.locustfile is None:
+            return str(LOCUSTFILE)
+        return f"{self.locustfile},{HARNESS_LOCUSTFILE}"
 
 
 def run_time_cap_s(load: LoadSettings) -> int:
@@ -39,7 +48,7 @@ def run_time_cap_s(load: LoadSettings) -> int:
 def locust_argv(bin_dir: Path, load: LoadSettings, plan: StepPlan, master_port: int) -> list[str]:
     argv = [
         str(bin_dir / "locust"),
-        f"--locustfile={LOCUSTFILE}",
+        f"--locustfile={plan.locustfiles}",
         "--headless",
         f"--host=http://{LOOPBACK}:{plan.host_port}",
         f"--users={plan.users}",

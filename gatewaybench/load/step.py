@@ -18,7 +18,6 @@ from gatewaybench.analysis.resources import ResourceRow, resource_rows
 from gatewaybench.analysis.step import StepContext, StepRow, analyse_step
 from gatewaybench.load import locust_runner
 from gatewaybench.results.files import write_json
-from gatewaybench.servers import ServerDef
 from gatewaybench.spec import LoadSettings, RunSpec
 from gatewaybench.stack import pollsdb
 from gatewaybench.stack.logs import LogMark
@@ -40,6 +39,10 @@ class Stack:
     procs: dict[str, ManagedProcess]  # component name -> process (group leader)
     logs: dict[str, Path]  # "nginx_error", "nginx_access", "app", "postgres"
     env: dict[str, str] = field(default_factory=dict)
+    label: str = ""  # the cell's label: what tables call the server
+    interface: str = ""
+    locustfile: Path | None = None  # None: the polls scenario
+    audit: bool = True  # count votes in the database (the polls app only)
 
 
 @dataclass
@@ -61,7 +64,6 @@ def knobs(spec: RunSpec) -> dict[str, Any]:
 
 def measure_step(
     spec: RunSpec,
-    server: ServerDef,
     stack: Stack,
     *,
     users: int,
@@ -72,10 +74,16 @@ def measure_step(
 ) -> StepResult:
     load = spec.load
     plan = locust_runner.StepPlan(
-        users, stack.nginx_port, step_dir, step_dir / "locust", stack.question_ids, processes
+        users,
+        stack.nginx_port,
+        step_dir,
+        step_dir / "locust",
+        stack.question_ids,
+        processes,
+        stack.locustfile,
     )
     mark = LogMark.now(list(stack.logs.values()))
-    before = pollsdb.total_votes(stack.dsn)
+    before = pollsdb.total_votes(stack.dsn) if stack.audit else 0
     proc = locust_runner.start_step(load, plan, stack.env, locust_log)
     groups = {name: p.pid for name, p in stack.procs.items()} | {"locust": proc.pid}
     monitor = ResourceMonitor(groups, stack.app_database).start()
@@ -84,10 +92,10 @@ def measure_step(
     finally:
         samples = monitor.stop()
     write_json(step_dir / "resources.json", samples)
-    after = pollsdb.total_votes(stack.dsn)
+    votes = pollsdb.total_votes(stack.dsn) - before if stack.audit else None
     records = read_step_records(step_dir)
     row = analyse_step(
-        records, _context(server, users, load, after - before, code), slo_ms=spec.thresholds.slo_ms
+        records, _context(stack, users, load, votes, code), slo_ms=spec.thresholds.slo_ms
     )
     row.repeat = repeat
     start, end = row.window_start, row.window_start + row.window_s
@@ -101,13 +109,13 @@ def measure_step(
             mark.since(stack.logs["postgres"]),
         ),
         knobs(spec),
-        server=server.name,
+        server=stack.label,
         repeat=repeat,
         users=users,
     )
     _cross_check(row, mark.since(stack.logs["nginx_access"]), failures)
     resources = (
-        resource_rows(samples, server=server.name, repeat=repeat, users=users, start=start, end=end)
+        resource_rows(samples, server=stack.label, repeat=repeat, users=users, start=start, end=end)
         if row.status == "ok"
         else []
     )
@@ -116,17 +124,12 @@ def measure_step(
 
 
 def _context(
-    server: ServerDef, users: int, load: LoadSettings, votes_db: int, code: int | None
+    stack: Stack, users: int, load: LoadSettings, votes_db: int | None, code: int | None
 ) -> StepContext:
+    # Little's law needs the scenario's think time: known for the polls scenario only.
+    think = (load.think_min_s + load.think_max_s) / 2 if stack.locustfile is None else math.nan
     return StepContext(
-        server.name,
-        server.interface,
-        users,
-        load.warmup_s,
-        load.window_s,
-        (load.think_min_s + load.think_max_s) / 2,
-        votes_db,
-        code,
+        stack.label, stack.interface, users, load.warmup_s, load.window_s, think, votes_db, code
     )
 
 

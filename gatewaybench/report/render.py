@@ -18,7 +18,7 @@ import pandas as pd
 from gatewaybench.analysis.capacity import Capacity
 from gatewaybench.report import figures
 from gatewaybench.report.data import RunData, load_run
-from gatewaybench.report.tables import Table, records_table, seed_table
+from gatewaybench.report.tables import Table, cells_table, records_table, seed_table
 from gatewaybench.report.verdict import verdict
 from gatewaybench.results.files import write_atomic
 
@@ -117,6 +117,7 @@ def _context(run: RunData) -> dict[str, Any]:
         "caveats": notes,
         "seed_tables": seed_tables(run) if not steps.empty else [],
         "capacity": capacity_rows(run.capacities()),
+        "cells": cells_table(run.manifest),
         "thresholds": run.thresholds,
         "figures": [
             {"title": f.title, "alt": f.alt, "src": data_uri(f.svg), "wide": f.wide} for f in figs
@@ -148,6 +149,10 @@ def results_json(run: RunData) -> dict[str, Any]:
         "status": run.manifest.get("status"),
         "thresholds": run.thresholds,
         "capacity": capacity_rows(run.capacities()),
+        "cells": {
+            label: {k: v for k, v in facts.items() if k not in ("argv", "log_tail")}
+            for label, facts in run.manifest.get("servers", {}).items()
+        },
         "steps": _records(run.steps),
         "failures": _records(run.failures),
         "resources": _records(run.resources),

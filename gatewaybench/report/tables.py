@@ -86,3 +86,54 @@ def records_table(df: pd.DataFrame, columns: list[tuple[str, str, str]], caption
         table.rows.append([Cell(_number(rec.get(c), f) if f else _text(rec.get(c)))
                            for c, _, f in columns])  # fmt: skip
     return table
+
+
+CELL_HEADER = ["cell", "server", "interface", "views", "db connections", "driver (reported)",
+               "processes x threads", "pool / process", "max DB connections", "status"]  # fmt: skip
+
+
+def cells_table(manifest: dict[str, Any]) -> Table:
+    """What each cell ran under the run's one budget, with the driver the running app reported.
+    Older manifests (before variants existed) read as the seed: sync views, a connection per
+    request, psycopg2 as configured."""
+    resolved = manifest.get("resolved", {})
+    budget = resolved.get("budget", {})
+    caption = "Cells as run"
+    if budget:
+        caption += (
+            f": budget {budget.get('processes')} processes x {budget.get('threads')} threads per "
+            f"server; PostgreSQL max_connections {resolved.get('pg_max_connections', '?')}"
+        )
+    table = Table(caption, list(CELL_HEADER))
+    servers = manifest.get("servers", {})
+    order = [c["label"] for c in manifest.get("spec", {}).get("cells", []) if c["label"] in servers]
+    for label in [*order, *(k for k in servers if k not in order)]:
+        s = servers[label]
+        runtime = s.get("runtime") or {}
+        driver = runtime.get("driver")
+        driver_text = (
+            f"{driver} {runtime.get('driver_version', '')}".strip()
+            if driver
+            else f"{s.get('driver_configured', 'psycopg2')} (configured; not reported)"
+        )
+        threads = s.get("threads", "1")
+        table.rows.append(
+            [
+                Cell(label, "rowhead"),
+                Cell(str(s.get("server_name", label))),
+                Cell(str(s.get("interface", ""))),
+                Cell(str(runtime.get("views", s.get("views", "sync")))),
+                Cell(str(s.get("db", "close"))),
+                Cell(driver_text),
+                Cell(f"{s.get('processes', s.get('workers', '?'))} x {threads}"),
+                Cell(str(s.get("pool_max", 0) or "-")),
+                Cell(str(s.get("max_db_connections", "?"))),
+                Cell(str(s.get("status", ""))),
+            ]
+        )
+    table.note = (
+        "threads 'per request': Django's ASGI handler runs sync code in a thread per request "
+        "(asgiref), which no server flag bounds. db: close = CONN_MAX_AGE 0; persistent = "
+        "CONN_MAX_AGE > 0; pool = Django's psycopg 3 pool."
+    )
+    return table

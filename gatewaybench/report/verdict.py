@@ -63,6 +63,9 @@ def verdict(run: RunData) -> tuple[list[str], list[str]]:
     if run.steps.empty:
         return ["No step finished, so there is nothing to conclude."], []
     notes = caveats(run.steps)
+    notes += [
+        f"Configuration warning: {w}" for w in run.manifest.get("resolved", {}).get("warnings", [])
+    ]
     status = run.manifest.get("status")
     if status != "complete":
         notes.insert(0, f"The run is {status}: this report shows only the steps that finished.")

@@ -10,16 +10,28 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("django", "locust", "psycopg2-binary", "gunicorn", "uvicorn", "daphne", "hypercorn")
+BASE_PACKAGES = ("django", "locust", "psycopg2-binary")
+PSYCOPG3_PACKAGES = ("psycopg", "psycopg-binary", "psycopg-pool")
 
 
 def package_versions(extra: tuple[str, ...] = ()) -> dict[str, str]:
+    """Every server's pinned version (from the registry), and psycopg 3's from its own dir."""
+    from gatewaybench.servers import REGISTRY
+    from gatewaybench.stack.app import psycopg3_dir
+
+    servers = tuple(dict.fromkeys(p for s in REGISTRY.values() for p in s.packages))
     out = {"python": platform.python_version()}
-    for name in (*PACKAGES, *extra):
+    for name in (*BASE_PACKAGES, *servers, *extra):
         try:
             out[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             out[name] = "not installed"
+    found = {
+        d.metadata["Name"].lower(): d.version
+        for d in importlib.metadata.distributions(path=[str(psycopg3_dir())])
+    }
+    for name in PSYCOPG3_PACKAGES:
+        out[f"{name} (psycopg3 cells)"] = found.get(name, "not installed")
     return out
 
 

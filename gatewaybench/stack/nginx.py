@@ -123,8 +123,10 @@ def running_nginx(
     conf_dir: Path,
     logs: Path,
     name: str,
+    health_path: str = "/healthz",
 ) -> Iterator[process.ManagedProcess]:
-    """Render the config for this server, start nginx, wait for /healthz through it, stop it."""
+    """Render the config for this server, start nginx, wait for the app's health path through
+    it, stop it."""
     temp_dir = Path(_mkdtemp())
     files = local_files(conf_dir, logs, temp_dir, name, settings.access_log)
     files.conf.write_text(
@@ -141,8 +143,8 @@ def running_nginx(
     try:
         process.wait_until(
             proc,
-            f"HTTP 200 from http://{LOOPBACK}:{port}/healthz through nginx",
-            lambda: http_ok(port, "/healthz", "ok"),
+            f"HTTP 200 from http://{LOOPBACK}:{port}{health_path} through nginx",
+            lambda: http_ok(port, health_path),
             READY_TIMEOUT_S,
         )
         yield proc

@@ -48,6 +48,13 @@ GB_DB_PASSWORD = _env_required("GB_DB_PASSWORD")
 GB_DB_HOST = _env_optional("GB_DB_HOST", "127.0.0.1")
 GB_DB_PORT = _env_optional("GB_DB_PORT", "5432")
 GB_CONN_MAX_AGE = _env_int("GB_CONN_MAX_AGE", 0)
+# Size of Django's psycopg 3 connection pool per process (Django >= 5.1); 0 = no pool.
+GB_DB_POOL_MAX = _env_int("GB_DB_POOL_MAX", 0)
+GB_DB_POOL_TIMEOUT = _env_int("GB_DB_POOL_TIMEOUT", 10)
+# "sync": the tutorial's views; "async": the same views on Django's async ORM (ASGI only).
+GB_VIEWS = _env_optional("GB_VIEWS", "sync")
+if GB_VIEWS not in ("sync", "async"):
+    raise ImproperlyConfigured(f"GB_VIEWS must be 'sync' or 'async', got {GB_VIEWS!r}.")
 GB_ALLOWED_HOSTS = _env_list("GB_ALLOWED_HOSTS", "127.0.0.1,localhost")
 
 
@@ -96,7 +103,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
-ROOT_URLCONF = "gbsite.urls"
+ROOT_URLCONF = "gbsite.urls" if GB_VIEWS == "sync" else "gbsite.urls_async"
 
 TEMPLATES = [
     {
@@ -129,8 +136,16 @@ DATABASES = {
         # Off so that a dropped connection surfaces as an error the harness can count, rather
         # than being silently repaired with an extra round trip per request.
         "CONN_HEALTH_CHECKS": False,
+        "OPTIONS": {},
     }
 }
+if GB_DB_POOL_MAX:
+    # Django requires psycopg 3 for this (and CONN_MAX_AGE = 0); it raises at start-up if not.
+    DATABASES["default"]["OPTIONS"]["pool"] = {
+        "min_size": 1,
+        "max_size": GB_DB_POOL_MAX,
+        "timeout": GB_DB_POOL_TIMEOUT,
+    }
 
 
 AUTH_PASSWORD_VALIDATORS = [

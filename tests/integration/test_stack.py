@@ -12,8 +12,9 @@ import psutil
 import pytest
 
 from gatewaybench.errors import StackError
+from gatewaybench.matrix import Budget, Cell, effective
 from gatewaybench.servers import REGISTRY, ServerDef
-from gatewaybench.spec import DjangoSettings, NginxSettings, PostgresSettings
+from gatewaybench.spec import AppSource, DjangoSettings, NginxSettings, PostgresSettings
 from gatewaybench.stack import app, nginx, pollsdb, postgres, process
 from gatewaybench.stack.net import free_port, http_get, port_is_free
 from gatewaybench.stack.verify import verify_scenario
@@ -39,7 +40,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[postgres.Clust
 
 @pytest.fixture(scope="module")
 def app_env(cluster: postgres.Cluster, tmp_path_factory: pytest.TempPathFactory) -> app.AppEnv:
-    env = app.AppEnv.create(cluster.app_dsn, DjangoSettings(questions=3, choices=2))
+    env = app.AppEnv.create(cluster.app_dsn, DjangoSettings(questions=3, choices=2), AppSource())
     app.migrate_and_seed(env, dict(os.environ), tmp_path_factory.mktemp("logs"))
     return env
 
@@ -62,17 +63,51 @@ def test_seeded_data_and_vote_reset(cluster: postgres.Cluster, app_env: app.AppE
     assert pollsdb.total_votes(cluster.dsn) == 0
 
 
-@pytest.mark.parametrize("name", sorted(REGISTRY))
+# Each server once, with the variants spread across them so every views, db and driver choice
+# is exercised for real somewhere.
+CELLS = {
+    "gunicorn": Cell("gunicorn"),
+    "gunicorn-gthread": Cell("gunicorn-gthread", db="pool"),
+    "gunicorn-uvicorn": Cell("gunicorn-uvicorn", "async"),
+    "uvicorn": Cell("uvicorn", "async", "pool"),
+    "daphne": Cell("daphne", db="pool"),
+    "hypercorn": Cell("hypercorn", "async", "pool"),
+    "granian-wsgi": Cell("granian-wsgi", db="persistent"),
+    "granian-asgi": Cell("granian-asgi", "async", "pool"),
+}
+
+
+def test_every_server_has_a_cell_here() -> None:
+    assert set(CELLS) == set(REGISTRY)
+
+
+def start_cell(cell: Cell, app_env: app.AppEnv, port: int, logs: Path) -> process.ManagedProcess:
+    server, budget = REGISTRY[cell.server], Budget(2, 2)
+    env = app_env.variables(dict(os.environ)) | app.cell_variables(
+        cell, effective(cell, budget), DjangoSettings()
+    )
+    return app.start_server(
+        server, app.server_argv(server, port, budget), port=port, env=env, logs=logs
+    )
+
+
+@pytest.mark.parametrize("name", sorted(CELLS))
 def test_server_behind_nginx_serves_the_scenario(
     name: str, cluster: postgres.Cluster, app_env: app.AppEnv, tmp_path: Path
 ) -> None:
-    server = REGISTRY[name]
+    cell = CELLS[name]
     app_port, nginx_port = free_port(), free_port()
-    proc = app.start_server(
-        server, port=app_port, workers=2, app_env=app_env, base_env=dict(os.environ), logs=tmp_path
-    )
+    proc = start_cell(cell, app_env, app_port, tmp_path)
     try:
         assert http_get(app_port, "/healthz") == (200, "ok")
+        info = app.runtime_info(app_port)  # what the running app says, not what we asked
+        assert (info["driver"], info["views"], info["pool"]) == (
+            cell.resolved_driver,
+            cell.views,
+            cell.db == "pool",
+        )
+        assert info["conn_max_age"] == (60 if cell.db == "persistent" else 0)
+        assert info["adapted_middleware"] == []
         with nginx.running_nginx(
             nginx.find_nginx(),
             NginxSettings(),
@@ -88,7 +123,8 @@ def test_server_behind_nginx_serves_the_scenario(
             assert pollsdb.total_votes(cluster.dsn) == before + 1
             access_log = (tmp_path / f"nginx-{name}-access.log").read_text()
             assert '"POST /polls/1/vote/"' in access_log and " 302 " in access_log
-        assert port_is_free(nginx_port)
+        if not REGISTRY[name].multi_process:  # the budget's 2 processes, as instances
+            assert len(psutil.Process(proc.pid).children()) == 2
     finally:
         proc.stop()
     assert port_is_free(app_port)
@@ -112,14 +148,14 @@ def test_a_server_that_dies_at_start_is_reported_with_its_log(
     def crash(_args: object) -> list[str]:
         return [sys.executable, "-c", "import sys; print('boom: no such module'); sys.exit(3)"]
 
-    broken = ServerDef("broken", "wsgi", "gunicorn", crash)
+    broken = ServerDef("broken", "wsgi", ("gunicorn",), crash, "gunicorn")
+    port = free_port()
     with pytest.raises(StackError) as info:
         app.start_server(
             broken,
-            port=free_port(),
-            workers=1,
-            app_env=app_env,
-            base_env=dict(os.environ),
+            app.server_argv(broken, port, Budget(1)),
+            port=port,
+            env=app_env.variables(dict(os.environ)),
             logs=tmp_path,
         )
     assert "exited with code 3 while waiting for HTTP 200" in info.value.problem

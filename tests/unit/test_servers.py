@@ -6,53 +6,149 @@ from pathlib import Path
 import pytest
 
 from gatewaybench.load.locust_runner import LOCUSTFILE, StepPlan, locust_argv
-from gatewaybench.servers import REGISTRY, ServerArgs, effective_workers
+from gatewaybench.matrix import Budget, Cell, effective, warnings_for
+from gatewaybench.servers import REGISTRY, ServerArgs
+from gatewaybench.stack import app
 from gatewaybench.spec import LoadSettings
 
-ARGS = ServerArgs(Path("/venv/bin"), "127.0.0.1", 8123, 3)
+ARGS = ServerArgs(Path("/venv/bin"), "127.0.0.1", 8123, 3, 4)
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))
 def test_every_server_binds_loopback_on_the_given_port(name: str) -> None:
-    argv = REGISTRY[name].build_argv(ARGS)
+    server = REGISTRY[name]
+    argv = server.build_argv(ARGS)
     joined = " ".join(argv)
-    assert argv[0] == f"/venv/bin/{name}"
+    assert argv[0] == f"/venv/bin/{server.executable}"
     assert "127.0.0.1" in joined and "8123" in joined
     assert "0.0.0.0" not in joined
+    expected = (
+        "gbsite.wsgi:application" if server.interface == "wsgi" else "gbsite.asgi:application"
+    )
+    assert argv[-1] == expected
 
 
-def test_gunicorn_is_sync_with_workers_and_no_control_socket() -> None:
-    argv = REGISTRY["gunicorn"].build_argv(ARGS)
-    assert "gbsite.wsgi:application" in argv
-    assert "--workers=3" in argv and "--worker-class=sync" in argv
-    assert "--no-control-socket" in argv
+@pytest.mark.parametrize("name", sorted(n for n, s in REGISTRY.items() if s.multi_process))
+def test_every_multi_process_server_gets_the_budgets_processes(name: str) -> None:
+    assert "--workers=3" in REGISTRY[name].build_argv(ARGS)
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_a_target_overrides_the_sample_app(name: str) -> None:
+    argv = REGISTRY[name].build_argv(ServerArgs(Path("/b"), "127.0.0.1", 1, 1, app="mine.x:app"))
+    assert argv[-1] == "mine.x:app"
+
+
+def test_gunicorn_variants() -> None:
+    sync = REGISTRY["gunicorn"].build_argv(ARGS)
+    assert "--worker-class=sync" in sync and "--no-control-socket" in sync
+    assert not any(a.startswith("--threads") for a in sync)
+    gthread = REGISTRY["gunicorn-gthread"].build_argv(ARGS)
+    assert "--worker-class=gthread" in gthread and "--threads=4" in gthread
+    uv = REGISTRY["gunicorn-uvicorn"].build_argv(ARGS)
+    assert "--worker-class=uvicorn_worker.UvicornWorker" in uv
+    assert "uvicorn-worker" in REGISTRY["gunicorn-uvicorn"].packages
 
 
 def test_uvicorn_turns_lifespan_off() -> None:
     argv = REGISTRY["uvicorn"].build_argv(ARGS)
     assert "--lifespan=off" in argv and "--workers=3" in argv
-    assert "gbsite.asgi:application" in argv
 
 
-def test_daphne_is_single_process_and_says_so() -> None:
+def test_granian_interfaces_and_threads() -> None:
+    wsgi = REGISTRY["granian-wsgi"].build_argv(ARGS)
+    assert "--interface=wsgi" in wsgi and "--blocking-threads=4" in wsgi
+    asgi = REGISTRY["granian-asgi"].build_argv(ARGS)
+    assert "--interface=asginl" in asgi  # ASGI without lifespan
+    assert not any(a.startswith("--blocking-threads") for a in asgi)
+
+
+def test_daphne_gets_the_process_budget_as_instances_on_one_socket() -> None:
     daphne = REGISTRY["daphne"]
-    assert not daphne.multi_process
-    assert effective_workers(daphne, 4) == 1
-    assert "one process" in daphne.note
-    assert not any("worker" in a for a in daphne.build_argv(ARGS))
-
-
-def test_hypercorn_uses_workers() -> None:
-    assert "--workers=3" in REGISTRY["hypercorn"].build_argv(ARGS)
+    assert not daphne.multi_process and "share one listening socket" in daphne.note
+    argv = app.server_argv(daphne, 8123, Budget(3, 4))
+    assert argv[1:3] == ["-m", "gatewaybench.stack.instances"]
+    assert "--count=3" in argv and "--port=8123" in argv and "--host=127.0.0.1" in argv
+    inner = argv[argv.index("--") + 1 :]
+    assert inner[0].endswith("/daphne") and "--fd=3" in inner
+    assert not any(a.startswith("--port") or a.startswith("--bind") for a in inner)
 
 
 def test_interfaces() -> None:
     assert {n: s.interface for n, s in REGISTRY.items()} == {
         "gunicorn": "wsgi",
+        "gunicorn-gthread": "wsgi",
+        "gunicorn-uvicorn": "asgi",
         "uvicorn": "asgi",
         "daphne": "asgi",
         "hypercorn": "asgi",
+        "granian-wsgi": "wsgi",
+        "granian-asgi": "asgi",
     }
+
+
+@pytest.mark.parametrize(
+    ("cell", "threads", "pool", "max_db"),
+    [
+        (Cell("gunicorn"), "1", 0, "4"),
+        (Cell("gunicorn", db="persistent"), "1", 0, "4"),
+        (Cell("gunicorn-gthread", db="persistent"), "3", 0, "12"),
+        (Cell("granian-wsgi", db="pool"), "3", 3, "12"),
+        (Cell("uvicorn"), "per request", 0, "unbounded"),
+        (Cell("uvicorn", "async", "pool"), "per request", 3, "12"),
+        (Cell("daphne", "async", "pool"), "per request", 3, "12"),
+    ],
+)
+def test_effective_budget_per_cell(cell: Cell, threads: str, pool: int, max_db: str) -> None:
+    eff = effective(cell, Budget(4, 3))
+    assert (eff.processes, eff.threads_text, eff.pool_max, eff.db_text) == (
+        4,
+        threads,
+        pool,
+        max_db,
+    )
+
+
+def test_warnings_name_leaks_unbounded_and_over_limit_cells() -> None:
+    leak = Cell("uvicorn", db="persistent")
+    assert any("leak" in w for w in warnings_for(leak, effective(leak, Budget(2, 1)), 100))
+    assert any(
+        "unbounded" in w
+        for w in warnings_for(Cell("uvicorn"), effective(Cell("uvicorn"), Budget(2, 1)), 100)
+    )
+    big = Cell("gunicorn-gthread")
+    assert any("more than" in w for w in warnings_for(big, effective(big, Budget(4, 30)), 100))
+    assert warnings_for(big, effective(big, Budget(2, 4)), 100) == []
+
+
+def test_cell_labels_name_only_what_differs_from_the_seed() -> None:
+    assert Cell("uvicorn").label == "uvicorn"
+    assert Cell("uvicorn", "async", "pool").label == "uvicorn+async+pool"
+    assert (
+        Cell("gunicorn", db="persistent", driver="psycopg3").label == "gunicorn+persistent+psycopg3"
+    )
+    assert Cell("gunicorn", db="pool").resolved_driver == "psycopg3"
+
+
+def test_cell_variables_give_psycopg3_only_to_its_cells() -> None:
+    from gatewaybench.spec import DjangoSettings
+
+    b = Budget(2, 4)
+    pool = app.cell_variables(
+        Cell("uvicorn", "async", "pool"),
+        effective(Cell("uvicorn", "async", "pool"), b),
+        DjangoSettings(),
+    )
+    assert pool["GB_DB_POOL_MAX"] == "4" and pool["GB_VIEWS"] == "async"
+    assert pool["PYTHONPATH"].endswith("psycopg3") and pool["GB_CONN_MAX_AGE"] == "0"
+    plain = app.cell_variables(
+        Cell("gunicorn", db="persistent"), effective(Cell("gunicorn"), b), DjangoSettings()
+    )
+    assert (
+        "PYTHONPATH" not in plain
+        and plain["GB_CONN_MAX_AGE"] == "60"
+        and plain["GB_DB_POOL_MAX"] == "0"
+    )
 
 
 def _plan(tmp_path: Path) -> StepPlan:

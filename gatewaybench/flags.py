@@ -1,0 +1,105 @@
+"""Every `run` setting, declared once: its flag, its GATEWAYBENCH_* variable, its config key.
+
+The converters turn text (from argv, the environment, or a config value rendered as text) into
+the value the spec holds; each raises argparse.ArgumentTypeError or UsageError on bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gatewaybench.spec import parse_cells, parse_dbs, parse_servers, parse_steps, parse_views
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+
+
+def _processes(text: str) -> int:
+    """A positive count, or 'auto' (0): scale Locust's processes with its CPU use."""
+    return 0 if text == "auto" else _int(text)
+
+
+@dataclass(frozen=True)
+class Flag:
+    flag: str
+    convert: Callable[[str], Any] | None  # None: a switch (store_true)
+    kind: str  # the TOML type a config file must use (see config.to_flag_text)
+    help: str
+
+    @property
+    def dest(self) -> str:
+        return self.flag[2:].replace("-", "_")
+
+
+def _path(text: str) -> Path:
+    return Path(text)
+
+
+def _text(text: str) -> str:
+    return text
+
+
+def _users(text: str) -> tuple[int, ...]:
+    return () if text.strip() == "auto" else parse_steps(text)
+
+
+def _max_connections(text: str) -> int:
+    return 0 if text == "auto" else _int(text)
+
+
+# Every `run` setting, once: the CLI flag, its GATEWAYBENCH_* variable and its config-file key.
+RUN_FLAGS = (
+    Flag("--preset", _text, "str", "seed (default), tuned or all"),
+    Flag("--config", _path, "str", "TOML file describing the matrix; flags override it"),
+    Flag("--cells", parse_cells, "list", "explicit cells: server[+views][+db][+driver],..."),
+    Flag("--servers", parse_servers, "list", "servers, crossed with --views and --db"),
+    Flag("--views", parse_views, "list", "sync,async (async only for ASGI servers)"),
+    Flag("--db", parse_dbs, "list", "close,persistent,pool (Django connection strategy)"),
+    Flag("--users", _users, "list", "steps: 100,200 or 100:700:100, or 'auto' (calibrate)"),
+    Flag("--workers", _int, "int", "worker processes per server (default: cores)"),
+    Flag("--threads", _int, "int", "threads per worker (default: the preset's)"),
+    Flag("--ramp", _float, "float", "seconds to spawn a step's users"),
+    Flag("--warmup", _float, "float", "seconds after spawning, excluded"),
+    Flag("--window", _int, "int", "steady-state window, whole seconds"),
+    Flag("--client-timeout", _float, "float", "seconds per request"),
+    Flag("--stop-timeout", _float, "float", "seconds in-flight requests get when a step ends"),
+    Flag("--processes", _processes, "int_or_auto", "Locust processes, or 'auto'"),
+    Flag("--slo-ms", _float, "float", "p95 limit for capacity; slow_pct line"),
+    Flag("--capacity-fail-pct", _float, "float", "failure %% limit for capacity"),
+    Flag("--repeat", _int, "int", "run the matrix N times, cells interleaved"),
+    Flag("--label", _text, "str", "suffix of the run directory name"),
+    Flag("--reports-dir", _path, "str", "where run directories go (default: reports)"),
+    Flag("--nginx-worker-processes", _text, "str", "nginx worker_processes (default: auto)"),
+    Flag("--nginx-worker-connections", _int, "int", "nginx worker_connections"),
+    Flag("--nginx-backlog", _int, "int", "nginx listen backlog"),
+    Flag("--nginx-port", _int, "int", "0: a free port"),
+    Flag("--no-access-log", None, "bool", "turn nginx's access log (and its cross-check) off"),
+    Flag("--pg-max-connections", _max_connections, "int_or_auto", "'auto': from the budget"),
+    Flag("--pg-port", _int, "int", "0: a free port"),
+    Flag("--app-port", _int, "int", "0: a free port"),
+    Flag("--conn-max-age", _int, "int", "CONN_MAX_AGE seconds for persistent cells"),
+    Flag("--questions", _int, "int", "polls seeded"),
+    Flag("--choices", _int, "int", "choices per poll"),
+    Flag("--app-dir", _path, "str", "bring your own app: the project directory"),
+    Flag("--wsgi", _text, "str", "your app's WSGI target, module:attribute"),
+    Flag("--asgi", _text, "str", "your app's ASGI target, module:attribute"),
+    Flag("--locustfile", _path, "str", "your app's Locust scenario"),
+    Flag("--setup", _text, "list", "commands run once before load, e.g. 'manage.py migrate'"),
+    Flag("--health-path", _text, "str", "a path that answers 200 when your app is up"),
+)
+FLAGS_BY_DEST = {f.dest: f for f in RUN_FLAGS}

@@ -1,0 +1,260 @@
+"""Pure statistics for the gate: paired log-ratios, exact one-sided sign and Wilcoxon signed-rank
+tests, a distribution-free confidence interval for the median, and a Welch t-interval.
+
+Everything is deterministic (no bootstrap, no random numbers) and exact where it is cheap: a
+gate that flips its verdict on a re-run of the same numbers would be worse than no gate.
+
+Sign convention: a log-ratio d is POSITIVE when the candidate is WORSE than the base, whatever
+the metric's direction, so every test here has one alternative, "the candidate is worse"; the
+opposite question is asked by negating the ratios.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+# Above this many non-zero differences the Wilcoxon p-value comes from the normal approximation;
+# below it the exact distribution is a few thousand integer additions.
+EXACT_MAX_N = 50
+
+# |d| values equal to this many decimals are ties, and smaller ones are zeros: log-ratios of
+# equal floats computed along different paths may differ in the last bit.
+TIE_DECIMALS = 12
+
+
+def log_ratios(pairs: Sequence[tuple[float, float]], higher_is_better: bool) -> list[float]:
+    """d = ln(cand/base) per (base, cand) pair, negated for higher-is-better metrics so that a
+    positive d always means the candidate is worse."""
+    out = []
+    for base, cand in pairs:
+        if not (_positive(base) and _positive(cand)):
+            raise ValueError(f"log-ratio needs positive values, got base={base!r} cand={cand!r}")
+        d = math.log(cand / base)
+        out.append(-d if higher_is_better else d)
+    return out
+
+
+def _positive(value: float) -> bool:
+    return math.isfinite(value) and value > 0
+
+
+def percent_worse(log_ratio: float) -> float:
+    """A sign-adjusted log-ratio as a percent: 100*(exp(m)-1); negative means better.
+
+    For a lower-is-better metric this is the candidate's change (cand/base - 1). For a
+    higher-is-better one it is base/cand - 1, the change in its reciprocal: a 15 % drop in
+    requests/sec is 17.6 % more time per request. Both are "how much more it costs".
+    """
+    return 100.0 * math.expm1(log_ratio)
+
+
+def _checked(d: Sequence[float]) -> list[float]:
+    if any(math.isnan(x) for x in d):
+        raise ValueError("NaN among the differences")
+    return [round(x, TIE_DECIMALS) for x in d]
+
+
+def _nonzero(d: Sequence[float]) -> list[float]:
+    return [x for x in _checked(d) if x != 0]
+
+
+def _binomial_upper_tail(n: int, k: int) -> float:
+    """P(X >= k) for X ~ Binomial(n, 1/2), exactly (integer counts, one division)."""
+    if k <= 0:
+        return 1.0
+    return sum(math.comb(n, i) for i in range(k, n + 1)) / (1 << n)
+
+
+def sign_test_p(d: Sequence[float]) -> float:
+    """Exact one-sided sign test, H1: differences tend to be positive (worse); zeros dropped."""
+    values = _nonzero(d)
+    positives = sum(1 for x in values if x > 0)
+    return _binomial_upper_tail(len(values), positives)
+
+
+def average_ranks(values: Sequence[float]) -> list[float]:
+    """Ranks 1..n of `values` in their own order, tied values sharing their average rank."""
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    ranks = [0.0] * len(values)
+    start = 0
+    while start < len(order):
+        end = start
+        while end + 1 < len(order) and values[order[end + 1]] == values[order[start]]:
+            end += 1
+        for i in order[start : end + 1]:
+            ranks[i] = (start + end) / 2 + 1  # positions start..end hold ranks start+1..end+1
+        start = end + 1
+    return ranks
+
+
+def wilcoxon_p(d: Sequence[float]) -> float:
+    """One-sided Wilcoxon signed-rank test, H1: differences tend to be positive (worse).
+
+    Zeros are dropped and tied |d| share their average rank. For up to EXACT_MAX_N differences
+    the p-value is exact under the observed tie pattern; above, a normal approximation with
+    continuity and tie correction.
+    """
+    values = _nonzero(d)
+    if not values:
+        return 1.0
+    ranks = average_ranks([abs(x) for x in values])
+    w_plus = sum(r for r, x in zip(ranks, values, strict=True) if x > 0)
+    if len(values) <= EXACT_MAX_N:
+        return _exact_upper_tail(ranks, w_plus)
+    return _normal_upper_tail(ranks, w_plus)
+
+
+def _exact_upper_tail(ranks: Sequence[float], w_plus: float) -> float:
+    """P(W+ >= w_plus) when each rank's sign is + or - with probability 1/2, independently.
+
+    Average ranks are multiples of 1/2, so doubled ranks are integers and the distribution is a
+    count per doubled sum (Python ints: exact for any n).
+    """
+    doubled = [round(2 * r) for r in ranks]
+    counts = [1] + [0] * sum(doubled)
+    reached = 0
+    for r in doubled:
+        reached += r
+        for s in range(reached, r - 1, -1):  # downwards: each rank is used at most once
+            counts[s] += counts[s - r]
+    threshold = round(2 * w_plus)
+    return sum(counts[threshold:]) / (1 << len(ranks))
+
+
+def _normal_upper_tail(ranks: Sequence[float], w_plus: float) -> float:
+    n = len(ranks)
+    mean = n * (n + 1) / 4
+    tie_sizes: dict[float, int] = {}
+    for r in ranks:
+        tie_sizes[r] = tie_sizes.get(r, 0) + 1
+    tie_term = sum(t**3 - t for t in tie_sizes.values()) / 48
+    sd = math.sqrt(n * (n + 1) * (2 * n + 1) / 24 - tie_term)
+    z = (w_plus - mean - 0.5) / sd  # continuity: P(W >= w) ~ P(Z >= w - 1/2)
+    return 0.5 * math.erfc(z / math.sqrt(2))
+
+
+def median(values: Sequence[float]) -> float:
+    """The median; NaN for no values (callers report "n/a" rather than fail)."""
+    return statistics.median(values) if values else math.nan
+
+
+@dataclass(frozen=True)
+class MedianCI:
+    low: float
+    high: float
+    coverage: float  # achieved, >= the nominal level when there are enough values
+    nominal: float
+
+
+def median_ci(values: Sequence[float], confidence: float = 0.95) -> MedianCI:
+    """Distribution-free interval [x_(k), x_(n+1-k)] for the median from order statistics.
+
+    Its coverage is 1 - 2 P(B <= k-1), B ~ Binomial(n, 1/2); k is the largest index still
+    reaching `confidence`. With too few values for that (n < 6 at 95 %) the interval is the
+    whole range and the achieved coverage, below nominal, says so.
+    """
+    xs = sorted(values)
+    n = len(xs)
+    if n == 0:
+        return MedianCI(math.nan, math.nan, math.nan, confidence)
+    best = 1
+    for k in range(1, (n + 1) // 2 + 1):
+        if _order_coverage(n, k) < confidence:
+            break  # coverage only falls as k grows
+        best = k
+    return MedianCI(xs[best - 1], xs[n - best], _order_coverage(n, best), confidence)
+
+
+def _order_coverage(n: int, k: int) -> float:
+    return 1.0 - 2.0 * (1.0 - _binomial_upper_tail(n, k))
+
+
+@dataclass(frozen=True)
+class WelchInterval:
+    diff: float  # mean(b) - mean(a)
+    low: float
+    high: float
+    df: float
+    p_two_sided: float
+
+
+def welch_interval(
+    a: Sequence[float], b: Sequence[float], confidence: float = 0.95
+) -> WelchInterval:
+    """Welch's t-interval for mean(b) - mean(a); each side needs at least two values."""
+    if len(a) < 2 or len(b) < 2:
+        raise ValueError("Welch's interval needs at least two values per side")
+    diff = statistics.fmean(b) - statistics.fmean(a)
+    va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
+    se = math.sqrt(va + vb)
+    if se == 0:  # identical repeats on both sides: the difference is known exactly
+        return WelchInterval(diff, diff, diff, math.inf, 0.0 if diff else 1.0)
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    half = t_quantile(0.5 + confidence / 2, df) * se
+    p = 2 * (1 - t_cdf(abs(diff) / se, df))
+    return WelchInterval(diff, diff - half, diff + half, df, p)
+
+
+def t_cdf(t: float, df: float) -> float:
+    """Student's t cumulative distribution, via the regularized incomplete beta function."""
+    if math.isinf(df):
+        return 0.5 * math.erfc(-t / math.sqrt(2))
+    tail = 0.5 * regularized_beta(df / 2, 0.5, df / (df + t * t))
+    return 1 - tail if t >= 0 else tail
+
+
+def t_quantile(p: float, df: float) -> float:
+    """Inverse of t_cdf by bisection (monotone, so 200 halvings reach float precision)."""
+    if not 0 < p < 1:
+        raise ValueError(f"probability must be in (0, 1), got {p}")
+    if p < 0.5:
+        return -t_quantile(1 - p, df)
+    low, high = 0.0, 1.0
+    while t_cdf(high, df) < p:
+        low, high = high, high * 2
+    for _ in range(200):
+        mid = (low + high) / 2
+        if t_cdf(mid, df) < p:
+            low = mid
+        else:
+            high = mid
+    return (low + high) / 2
+
+
+def regularized_beta(a: float, b: float, x: float) -> float:
+    """I_x(a, b) by Lentz's continued fraction (Numerical Recipes' betai)."""
+    if x <= 0:
+        return 0.0
+    if x >= 1:
+        return 1.0
+    log_front = (
+        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    )
+    front = math.exp(log_front)
+    # The fraction converges fast only below the mean; above it, use the symmetry relation.
+    if x < (a + 1) / (a + b + 2):
+        return front * _beta_fraction(a, b, x) / a
+    return 1 - front * _beta_fraction(b, a, 1 - x) / b
+
+
+def _beta_fraction(a: float, b: float, x: float) -> float:
+    tiny = 1e-300
+    c, d = 1.0, 1 - (a + b) * x / (a + 1)
+    d = 1 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 500):
+        for numerator in (
+            m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+            -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1)),
+        ):
+            d = 1 + numerator * d
+            d = 1 / (d if abs(d) > tiny else tiny)
+            c = 1 + numerator / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1) < 1e-15:
+            break
+    return h
