@@ -6,15 +6,16 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-PRESET_ARGS ?=
+PRESET ?= seed
 BENCH_ARGS ?=
 QUICK_ARGS := --users 10,20 --ramp 1 --warmup 3 --window 8 --label quick
 
-.PHONY: help install sysdeps sysdeps-test bench bench-quick test test-unit lint doctor clean
+.PHONY: help install sysdeps sysdeps-test bench bench-quick test test-unit lint doctor clean bench-docker compose-render compose-env
 
 help:
 	@echo "make bench        the seed experiment: 4 servers x 100..700 users (about 20 min on 2 cores)"
 	@echo "make bench-quick  the same matrix small (about 2 min)"
+	@echo "PRESET=tuned|all  with bench or bench-quick: each server tuned, or every server x variant"
 	@echo "make test         lint, type checks and the whole test suite (real processes)"
 	@echo "make doctor       check this machine can run a bench"
 	@echo "BENCH_ARGS='--servers gunicorn,uvicorn --users 50:300:50' make bench  for anything else"
@@ -36,10 +37,10 @@ sysdeps-test:
 	@bash scripts/install-system-deps.sh --test
 
 bench: install sysdeps
-	$(PY) -m gatewaybench run $(BENCH_ARGS)
+	$(PY) -m gatewaybench run --preset $(PRESET) $(BENCH_ARGS)
 
 bench-quick: install sysdeps
-	$(PY) -m gatewaybench run $(QUICK_ARGS) $(BENCH_ARGS)
+	$(PY) -m gatewaybench run --preset $(PRESET) $(QUICK_ARGS) $(BENCH_ARGS)
 
 doctor: install sysdeps
 	$(PY) -m gatewaybench doctor
@@ -57,3 +58,16 @@ test-unit: install
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+
+# Docker (compose backend): the same matrix with every component in a container, through the
+# docker SDK (needs a Docker engine; see README "Docker (compose backend)").
+bench-docker: install
+	$(PY) -m gatewaybench run --backend compose $(BENCH_ARGS)
+
+# Regenerate docker-compose.yml, docker/nginx.conf and docker/postgres-init.sh from the spec.
+compose-render: install
+	$(PY) -m gatewaybench compose render --write
+
+# .env with generated secrets for `docker compose` (kept if it exists; never committed).
+compose-env: install
+	$(PY) -m gatewaybench compose env

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from gatewaybench.compose import cli as compose_cli
 from gatewaybench.config import build_spec
 from gatewaybench.errors import GatewaybenchError, UsageError
 from gatewaybench.flags import RUN_FLAGS
@@ -55,17 +56,25 @@ def build_parser(environ: dict[str, str]) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     run = sub.add_parser("run", help="run the benchmark matrix")
     _add_run_flags(run)
+    run.add_argument(
+        "--backend",
+        choices=("local", "compose"),
+        default=None,
+        help="local processes (default) or Docker containers via the docker SDK",
+    )
     _apply_env_defaults(run, environ)
     report = sub.add_parser("report", help="render report.html, summary.md and results.json")
     report.add_argument("run_dirs", nargs="+", type=Path)
     report.add_argument("--out", type=Path, help="where a comparison of several runs goes")
     sub.add_parser("doctor", help="check this machine can run a bench")
+    compose_cli.add_subcommand(sub)
     return parser
 
 
 def spec_from_args(a: argparse.Namespace) -> RunSpec:
     """Flags (and GATEWAYBENCH_* variables) over the config file over the preset."""
-    given = {k: v for k, v in vars(a).items() if k != "command" and v is not None}
+    skip = ("command", "backend")
+    given = {k: v for k, v in vars(a).items() if k not in skip and v is not None}
     return build_spec(given)
 
 
@@ -104,16 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _dispatch(argv: Sequence[str] | None) -> int:
     try:
-        args = build_parser(dict(os.environ)).parse_args(argv)
-        if args.command == "run":
-            from gatewaybench.runner import run_bench
-
-            return run_bench(spec_from_args(args))
-        if args.command == "report":
-            return _report(args.run_dirs, args.out)
-        from gatewaybench.doctor import run_doctor
-
-        return run_doctor(sys.stdout)
+        return _command(build_parser(dict(os.environ)).parse_args(argv))
     except GatewaybenchError as exc:
         print(f"gatewaybench: {exc.one_line()}", file=sys.stderr)
         if exc.detail:
@@ -121,3 +121,26 @@ def _dispatch(argv: Sequence[str] | None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+
+
+def _command(args: argparse.Namespace) -> int:
+    if args.command == "run":
+        return _run(args)
+    if args.command == compose_cli.COMMAND:
+        return compose_cli.dispatch(args)
+    if args.command == "report":
+        return _report(args.run_dirs, args.out)
+    from gatewaybench.doctor import run_doctor
+
+    return run_doctor(sys.stdout)
+
+
+def _run(args: argparse.Namespace) -> int:
+    spec = spec_from_args(args)
+    if args.backend == "compose":
+        from gatewaybench.compose.backend import run_compose
+
+        return run_compose(spec)
+    from gatewaybench.runner import run_bench
+
+    return run_bench(spec)

@@ -104,7 +104,10 @@ def _cells(path: Path, raw: object) -> tuple[Cell, ...]:
         if not all(isinstance(v, str) for v in entry.values()):
             raise UsageError(f"config file {path}: cell values must be strings", fix)
         cell = Cell(**entry)
-        check_cell(cell)
+        try:
+            check_cell(cell)
+        except UsageError as exc:
+            raise UsageError(f"config file {path}: {exc.problem}", exc.fix) from None
         cells.append(cell)
     return tuple(cells)
 

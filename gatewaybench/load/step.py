@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg2
+
 from gatewaybench.analysis.failures import FailureRow, failure_rows, gather_evidence
 from gatewaybench.analysis.nginxlog import cross_check, parse_access
 from gatewaybench.analysis.records import StepRecords, read_step_records
@@ -92,35 +94,74 @@ def measure_step(
     finally:
         samples = monitor.stop()
     write_json(step_dir / "resources.json", samples)
-    votes = pollsdb.total_votes(stack.dsn) - before if stack.audit else None
-    records = read_step_records(step_dir)
-    row = analyse_step(
-        records, _context(stack, users, load, votes, code), slo_ms=spec.thresholds.slo_ms
+    votes = _votes_since(stack, before)
+    logs = StepLogs(
+        nginx_error=mark.since(stack.logs["nginx_error"]),
+        nginx_access=mark.since(stack.logs["nginx_access"]),
+        app=mark.since(stack.logs["app"]),
+        postgres=mark.since(stack.logs["postgres"]),
     )
+    context = _context(stack, users, load, votes, code)
+    return analyse_measured(
+        spec, context, repeat=repeat, step_dir=step_dir, samples=samples, logs=logs
+    )
+
+
+@dataclass(frozen=True)
+class StepLogs:
+    """What each component logged during the step (however the backend collected it)."""
+
+    nginx_error: str
+    nginx_access: str
+    app: str
+    postgres: str
+
+
+def analyse_measured(
+    spec: RunSpec,
+    context: StepContext,
+    *,
+    repeat: int,
+    step_dir: Path,
+    samples: dict[str, Any],
+    logs: StepLogs,
+) -> StepResult:
+    """A measured step's figures from what is on disk and in the logs: the same analysis for
+    every backend (local processes, containers)."""
+    records = read_step_records(step_dir)
+    row = analyse_step(records, context, slo_ms=spec.thresholds.slo_ms)
     row.repeat = repeat
     start, end = row.window_start, row.window_start + row.window_s
     _save_window_histogram(records, step_dir, start, end)
-    errors = records.window_errors(start, end)
     failures = failure_rows(
-        errors,
-        gather_evidence(
-            mark.since(stack.logs["nginx_error"]),
-            mark.since(stack.logs["app"]),
-            mark.since(stack.logs["postgres"]),
-        ),
+        records.window_errors(start, end),
+        gather_evidence(logs.nginx_error, logs.app, logs.postgres),
         knobs(spec),
-        server=stack.label,
+        server=context.server,
         repeat=repeat,
-        users=users,
+        users=context.users,
     )
-    _cross_check(row, mark.since(stack.logs["nginx_access"]), failures)
+    _cross_check(row, logs.nginx_access, failures)
     resources = (
-        resource_rows(samples, server=stack.label, repeat=repeat, users=users, start=start, end=end)
+        resource_rows(
+            samples, server=context.server, repeat=repeat, users=context.users, start=start, end=end
+        )
         if row.status == "ok"
         else []
     )
     row.pg_clients_peak = max((r.peak_db_clients for r in resources), default=0)
     return StepResult(row, failures, resources)
+
+
+def _votes_since(stack: Stack, before: int) -> int | None:
+    """Votes counted during the step; None when not audited, or when the database is gone
+    (a crashed PostgreSQL must not cost the step's other figures)."""
+    if not stack.audit:
+        return None
+    try:
+        return pollsdb.total_votes(stack.dsn) - before
+    except psycopg2.Error:
+        return None
 
 
 def _context(

@@ -25,3 +25,30 @@ class LogMark:
                 return fh.read(MAX_SLICE_BYTES).decode("utf-8", "replace")
         except OSError:
             return ""
+
+
+LOG_CAP_BYTES = 64 * 2**20  # per component log: disk use stays bounded under error storms
+LOG_KEEP_BYTES = 2**20  # what a capped log keeps: its most recent tail
+
+
+def cap_log(path: Path, max_bytes: int = LOG_CAP_BYTES, keep_bytes: int = LOG_KEEP_BYTES) -> int:
+    """Shrink a log that grew past max_bytes to its last keep_bytes, behind a marker line.
+
+    Called between steps, after the step's slice has been analysed, so no evidence a step's
+    figures need is lost; the writers hold the file with O_APPEND and simply carry on at the
+    new end. Returns the bytes dropped (0: under the cap)."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return 0
+    if size <= max_bytes:
+        return 0
+    with path.open("r+b") as fh:
+        fh.seek(size - keep_bytes)
+        tail = fh.read(keep_bytes)
+        fh.seek(0)
+        fh.truncate()
+        dropped = size - len(tail)
+        fh.write(f"[gatewaybench: {dropped} earlier bytes dropped at the log cap]\n".encode())
+        fh.write(tail)
+    return dropped

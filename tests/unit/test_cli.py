@@ -100,3 +100,59 @@ def test_report_rejects_a_directory_that_is_not_a_run(
 ) -> None:
     assert cli.main(["report", str(tmp_path)]) == 2
     assert "is not a run directory" in capsys.readouterr().err
+
+
+BAD_CONFIG_FILES = [
+    ('window = "long"\n', "window must be a whole number"),
+    ("wrokers = 2\n", "unknown key 'wrokers'"),
+    ("users = [10,\n", "not valid TOML"),
+    ('[[cells]]\nserver = "gunicorn"\nviews = "async"\n', "async views need an ASGI server"),
+]
+
+
+@pytest.mark.parametrize(("text", "needle"), BAD_CONFIG_FILES)
+def test_bad_config_file_is_one_line_and_exit_2(
+    text: str, needle: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "m.toml"
+    config.write_text(text)
+    code = cli.main(["run", "--config", str(config), "--reports-dir", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 2 and needle in err and str(config) in err
+    assert len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("kind", ["a file", "under /proc"])
+def test_unwritable_reports_dir_is_one_line_and_exit_2(
+    kind: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if kind == "a file":
+        target = tmp_path / "reports"
+        target.write_text("not a directory")
+    else:
+        target = Path("/proc/gatewaybench-reports")  # not creatable, even by root
+    code = cli.main(["run", "--users", "5", "--reports-dir", str(target)])
+    err = capsys.readouterr().err
+    assert code == 2 and "reports directory" in err and "--reports-dir" in err, err
+    assert len(err.strip().splitlines()) == 1, err
+
+
+def test_users_beyond_the_fd_limit_are_refused_naming_the_limit(tmp_path: Path) -> None:
+    """A real low limit (set in the child, as `ulimit -n` would), not a mocked one."""
+    import resource
+    import subprocess
+    import sys
+
+    def low_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (512, 512))
+
+    out = subprocess.run(
+        [sys.executable, "-m", "gatewaybench", "run", "--users", "1000",
+         "--reports-dir", str(tmp_path / "r")],
+        capture_output=True, text=True, preexec_fn=low_limit, timeout=60, check=False,
+    )  # fmt: skip
+    assert out.returncode == 2, out.stderr
+    assert "file-descriptor limit 512 is too low for 1000 users" in out.stderr
+    assert "ulimit -n" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()

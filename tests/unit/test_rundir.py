@@ -53,3 +53,19 @@ def test_recorder_writes_rows_as_they_come_and_points_latest(tmp_path: Path) -> 
     assert manifest["phases"][0]["name"] == "postgres" and "seconds" in manifest["phases"][0]
     assert not [p for p in run_dir.rglob(".*.tmp")], "temporary files left behind"
     assert os.readlink(tmp_path / "latest") == run_dir.name  # relative: the tree can move
+
+
+def test_a_log_past_its_cap_keeps_its_tail_and_writers_carry_on(tmp_path: Path) -> None:
+    from gatewaybench.stack.logs import cap_log
+
+    path = tmp_path / "app.log"
+    with path.open("ab", buffering=0) as writer:  # as a child's stdout: O_APPEND
+        writer.write(b"old line\n" * 1000)
+        assert cap_log(path, max_bytes=100_000, keep_bytes=90) == 0  # under the cap: untouched
+        dropped = cap_log(path, max_bytes=1000, keep_bytes=90)
+        assert dropped == 9000 - 90
+        writer.write(b"new line\n")
+    text = path.read_text()
+    assert text.startswith(f"[gatewaybench: {dropped} earlier bytes dropped at the log cap]\n")
+    assert text.endswith("old line\n" * 10 + "new line\n")
+    assert len(text.encode()) < 200

@@ -8,8 +8,8 @@ import pytest
 from gatewaybench.load.locust_runner import LOCUSTFILE, StepPlan, locust_argv
 from gatewaybench.matrix import Budget, Cell, effective, warnings_for
 from gatewaybench.servers import REGISTRY, ServerArgs
-from gatewaybench.stack import app
 from gatewaybench.spec import LoadSettings
+from gatewaybench.stack import app
 
 ARGS = ServerArgs(Path("/venv/bin"), "127.0.0.1", 8123, 3, 4)
 

@@ -1,0 +1,265 @@
+"""One cell of the matrix: its stack (app server, nginx, checks), its steps, its calibration.
+
+A cell is a unit of failure: a server that fails to start or dies, or a PostgreSQL that dies
+under it, fails that cell with the cause and the log tail, and the matrix goes on.
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from dataclasses import asdict, replace
+from typing import Any
+
+from gatewaybench.analysis.step import StepRow
+from gatewaybench.context import Context, RunDatabase
+from gatewaybench.errors import StackError
+from gatewaybench.load import autoscale, calibrate, step
+from gatewaybench.matrix import Cell, Effective, effective
+from gatewaybench.servers import REGISTRY, ServerDef
+from gatewaybench.spec import RunSpec
+from gatewaybench.stack import app, nginx, pollsdb, postgres
+from gatewaybench.stack.logs import LOG_CAP_BYTES, cap_log
+from gatewaybench.stack.verify import verify_scenario
+
+
+def calibrate_steps(ctx: Context, db: RunDatabase) -> None:
+    """Probe every cell (doubling users, short steps) and choose steps bracketing the knees."""
+    probe_spec = replace(ctx.spec, load=calibrate.probe_load(ctx.spec.load))
+    knees: dict[str, int] = {}
+    for cell in ctx.spec.cells:
+        probes = _probe_cell(ctx, probe_spec, cell, db.ensure_alive())
+        knees[cell.label] = calibrate.knee(probes)
+        ctx.rec.manifest.setdefault("calibration", {})[cell.label] = {
+            "knee_users": knees[cell.label],
+            "probes": [asdict(p) for p in probes],
+        }
+        ctx.rec.save_manifest()
+        ctx.say(f"[{cell.label}] calibrated: held up to {knees[cell.label]} users")
+    ctx.users = calibrate.choose_steps(list(knees.values()))
+    ctx.rec.manifest["resolved"]["users"] = list(ctx.users)
+    ctx.rec.save_manifest()
+    ctx.say(f"gatewaybench: calibrated steps: {', '.join(map(str, ctx.users))} users")
+
+
+def _probe_cell(
+    ctx: Context, probe_spec: RunSpec, cell: Cell, cluster: postgres.Cluster
+) -> list[calibrate.Probe]:
+    probes: list[calibrate.Probe] = []
+    raw = ctx.run_dir / "raw" / "calibration" / cell.label
+    with ExitStack() as stack:
+        target = _start_stack(ctx, stack, cell, REGISTRY[cell.server], cluster)
+        for users in calibrate.probe_levels():
+            result = step.measure_step(
+                probe_spec,
+                target,
+                users=users,
+                repeat=1,
+                processes=ctx.spec.load.processes or 1,
+                step_dir=raw / f"u{users}",
+                locust_log=ctx.run_dir / "logs" / f"locust-calibrate-{cell.label}-u{users}.log",
+            )
+            probes.append(calibrate.judge(result.row, ctx.spec.thresholds))
+            if not probes[-1].held or not target.procs["app"].alive():
+                break
+    return probes
+
+
+def run_cell(ctx: Context, cell: Cell, cluster: postgres.Cluster, repeat: int) -> bool:
+    """All steps of one cell. A failure is recorded, not raised: the matrix continues."""
+    server, eff = REGISTRY[cell.server], effective(cell, ctx.spec.budget)
+    ctx.rec.set_server(cell.label, **_cell_facts(ctx, cell, eff), status="running")
+    phase = cell.label if ctx.spec.repeat == 1 else f"{cell.label} (repeat {repeat})"
+    try:
+        with ctx.rec.phase(phase):
+            _serve_and_load(ctx, cell, server, cluster, repeat)
+    except StackError as exc:
+        ctx.say(f"gatewaybench: {cell.label} failed: {exc.one_line()}")
+        if exc.detail:
+            ctx.say(exc.detail)
+        ctx.rec.set_server(cell.label, status="failed", error=exc.one_line(), log_tail=exc.detail)
+        return False
+    ctx.rec.set_server(cell.label, status="complete")
+    return True
+
+
+def _cell_facts(ctx: Context, cell: Cell, eff: Effective) -> dict[str, Any]:
+    server = REGISTRY[cell.server]
+    return {
+        "server_name": cell.server,
+        "interface": server.interface,
+        "views": cell.views,
+        "db": cell.db,
+        "driver_configured": cell.resolved_driver,
+        "processes": eff.processes,
+        "threads": eff.threads_text,
+        "pool_max": eff.pool_max,
+        "max_db_connections": eff.db_text,
+        "workers": eff.processes,
+        "argv": app.server_argv(server, ctx.resolved.app_port, ctx.spec.budget, _target(ctx, cell)),
+        "note": server.note,
+    }
+
+
+def _target(ctx: Context, cell: Cell) -> str:
+    source = ctx.spec.app
+    return source.wsgi if cell.interface == "wsgi" else source.asgi
+
+
+def _serve_and_load(
+    ctx: Context, cell: Cell, server: ServerDef, cluster: postgres.Cluster, repeat: int
+) -> None:
+    with ExitStack() as stack:
+        target = _start_stack(ctx, stack, cell, server, cluster)
+        _run_steps(ctx, cell, target, repeat)
+
+
+def _start_stack(
+    ctx: Context, stack: ExitStack, cell: Cell, server: ServerDef, cluster: postgres.Cluster
+) -> step.Stack:
+    """App server and nginx for one cell, checked end to end; stopped by `stack`."""
+    assert ctx.app_env is not None
+    logs, source = ctx.run_dir / "logs", ctx.spec.app
+    eff = effective(cell, ctx.spec.budget)
+    if source.is_sample:
+        pollsdb.reset_votes(cluster.dsn)  # every cell starts from the same data
+    ctx.say(
+        f"[{cell.label}] starting ({server.interface}, {eff.processes} process(es) x "
+        f"{eff.threads_text} thread(s), database connections {eff.db_text})"
+    )
+    env = ctx.app_env.variables(ctx.base_env) | app.cell_variables(cell, eff, ctx.spec.django)
+    app_proc = app.start_server(
+        server,
+        app.server_argv(server, ctx.resolved.app_port, ctx.spec.budget, _target(ctx, cell)),
+        port=ctx.resolved.app_port,
+        env=env,
+        logs=logs,
+        cwd=ctx.app_env.app_dir,
+        health_path=source.health_path,
+        log_name=cell.label,
+    )
+    stack.callback(app_proc.stop)
+    if source.is_sample:
+        _record_runtime(ctx, cell, app.runtime_info(ctx.resolved.app_port))
+    nginx_proc = stack.enter_context(
+        nginx.running_nginx(
+            ctx.resolved.nginx_bin,
+            ctx.spec.nginx,
+            port=ctx.resolved.nginx_port,
+            upstream_port=ctx.resolved.app_port,
+            conf_dir=ctx.run_dir / "conf",
+            logs=logs,
+            name=cell.label,
+            health_path=source.health_path,
+        )
+    )
+    if source.is_sample:
+        verify_scenario(ctx.resolved.nginx_port, ctx.question_ids[0])
+        pollsdb.reset_votes(cluster.dsn)  # the check's vote must not count in the first step
+    return step.Stack(
+        dsn=cluster.dsn,
+        app_database=cluster.app_dsn.dbname,
+        nginx_port=ctx.resolved.nginx_port,
+        question_ids=ctx.question_ids,
+        procs={"postgres": cluster.proc, "app": app_proc, "nginx": nginx_proc},
+        logs={
+            "nginx_error": logs / f"nginx-{cell.label}-error.log",
+            "nginx_access": logs / f"nginx-{cell.label}-access.log",
+            "app": app_proc.log_path,
+            "postgres": cluster.proc.log_path,
+        },
+        env=ctx.base_env,
+        label=cell.label,
+        interface=server.interface,
+        locustfile=source.locustfile,
+        audit=source.is_sample,
+    )
+
+
+def _record_runtime(ctx: Context, cell: Cell, info: dict[str, Any]) -> None:
+    """What the running app reports, in the manifest; a driver other than the cell's is an
+    error (the cell would measure something else than its label says)."""
+    ctx.rec.set_server(cell.label, runtime=info)
+    if info.get("driver") != cell.resolved_driver:
+        raise StackError(
+            f"{cell.label} should run {cell.resolved_driver} but the app reports "
+            f"{info.get('driver')}",
+            "check that psycopg 3 is installed only in .venv/psycopg3 (make install)",
+        )
+    adapted = info.get("adapted_middleware") or []
+    if cell.interface == "asgi" and adapted:
+        warning = (
+            f"{cell.label}: Django adapts {len(adapted)} middleware through sync_to_async under "
+            f"ASGI (a thread per request even for async views): {', '.join(adapted)}"
+        )
+        ctx.say(f"gatewaybench: warning: {warning}")
+        warnings = ctx.rec.manifest["resolved"]["warnings"]
+        if warning not in warnings:
+            warnings.append(warning)
+
+
+def _run_steps(ctx: Context, cell: Cell, target: step.Stack, repeat: int) -> None:
+    auto = ctx.spec.load.processes == 0
+    processes, previous = (1 if auto else ctx.spec.load.processes), None
+    for users in ctx.users:
+        if auto:
+            processes = autoscale.next_processes(processes, previous, users)
+        result = step.measure_step(
+            ctx.spec,
+            target,
+            users=users,
+            repeat=repeat,
+            processes=processes,
+            step_dir=ctx.run_dir / "raw" / cell.label / f"r{repeat}" / f"u{users}",
+            locust_log=ctx.run_dir / "logs" / f"locust-{cell.label}-r{repeat}-u{users}.log",
+        )
+        dead = _dead_component(target, cell)
+        if dead is not None:
+            result.row.status, result.row.valid = "failed", False
+            result.row.invalid_reason = f"{dead.problem} during the step"
+        ctx.rec.add_step(result.row, result.failures, result.resources)
+        ctx.say(_progress(result.row))
+        for path in target.logs.values():  # the step's slices are analysed: bound the disk
+            if cap_log(path):
+                ctx.say(f"gatewaybench: {path.name} reached {LOG_CAP_BYTES >> 20} MiB; cut")
+        if result.row.integrity == "DATA_LOSS":
+            ctx.say(_data_loss_banner(result.row))
+        previous = result.row
+        if dead is not None:
+            raise StackError(f"{dead.problem} during the {users}-user step", dead.fix, dead.detail)
+
+
+def _dead_component(target: step.Stack, cell: Cell) -> StackError | None:
+    """The first of the cell's processes found dead after a step, as the error to report."""
+    for name in ("app", "postgres", "nginx"):
+        proc = target.procs[name]
+        if not proc.alive():
+            who = {"app": cell.label, "postgres": "PostgreSQL", "nginx": "nginx"}[name]
+            return StackError(
+                f"{who} exited with code {proc.popen.returncode}",
+                f"see {proc.log_path}",
+                proc.log_tail(),
+            )
+    return None
+
+
+def _progress(row: StepRow) -> str:
+    if row.status != "ok":
+        return f"[{row.server}] {row.users} users: FAILED ({row.invalid_reason})"
+    verdict = "valid" if row.valid else f"INVALID: {row.invalid_reason}"
+    votes = (
+        f"votes acked/in db {row.votes_ok}/{row.votes_db} ({row.integrity}), "
+        if row.votes_db is not None
+        else ""
+    )
+    return (
+        f"[{row.server}] {row.users} users: {row.rps:.1f} req/s, {row.fail_pct:.2f}% failed, "
+        f"p95 {row.p95_ms:.0f} ms, {row.slow_pct:.0f}% slow, {votes}nginx {row.xcheck}; {verdict}"
+    )
+
+
+def _data_loss_banner(row: StepRow) -> str:
+    bar = "!" * 78
+    return (
+        f"{bar}\nDATA LOSS: {row.server} at {row.users} users: {row.votes_attempted} votes "
+        f"attempted, {row.votes_ok} acknowledged, {row.votes_db} counted in the database\n{bar}"
+    )

@@ -1,0 +1,87 @@
+"""Per-container CPU and memory, sampled once a second into the local monitor's sample format.
+
+resources.json and resources.csv are then computed by the same code as the local backend
+(analysis.resources). A component's figures are the sum over its containers (all the app's
+replicas, Locust's master and workers), from the engine's cgroup accounting:
+cpu_s   the container's total CPU time (cumulative, like the local monitor's process trees),
+rss     anonymous memory (cgroup v2 `anon`, v1 `rss`): page cache is not the process's own,
+threads the cgroup's task count, processes and db_clients from `docker top`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from docker.errors import DockerException
+
+from gatewaybench.stack.monitor import SAMPLE_FIELDS, SAMPLE_INTERVAL_S, Sample, is_db_client
+
+
+def memory_bytes(stats: Mapping[str, Any]) -> int:
+    mem = stats.get("memory_stats", {})
+    detail = mem.get("stats", {})
+    for key in ("anon", "rss"):  # cgroup v2, cgroup v1
+        if key in detail:
+            return int(detail[key])
+    return int(mem.get("usage", 0)) - int(detail.get("inactive_file", 0))
+
+
+def sample_container(container: Any, component: str, database: str | None, into: Sample) -> None:
+    """Add one container's figures to the component's sample (nothing if it has exited)."""
+    try:
+        stats = container.stats(stream=False, one_shot=True)
+        top = container.top(ps_args="-o pid,args")
+    except DockerException:
+        return  # exited or removed between samples: no figure, as for a vanished process
+    cpu_ns = stats.get("cpu_stats", {}).get("cpu_usage", {}).get("total_usage", 0)
+    processes = [row[-1] for row in top.get("Processes") or []]
+    if not processes:
+        return
+    into.cpu_s += cpu_ns / 1e9
+    into.rss_bytes += memory_bytes(stats)
+    into.threads += int(stats.get("pids_stats", {}).get("current", 0))
+    into.processes += len(processes)
+    if component == "postgres" and database:
+        into.db_clients += sum(is_db_client(title, database) for title in processes)
+
+
+@dataclass
+class ContainerMonitor:
+    """Samples named groups of containers once a second, in a thread, until stopped."""
+
+    groups: Mapping[str, Sequence[Any]]  # component -> its containers
+    database: str | None = None
+    samples: dict[str, list[Sample]] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> ContainerMonitor:
+        self._thread = threading.Thread(target=self._loop, name="container-monitor", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> dict[str, Any]:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        self.take()  # a last sample at the very end of the step
+        return {
+            "fields": list(SAMPLE_FIELDS),
+            "components": {n: [s.to_json() for s in v] for n, v in self.samples.items()},
+        }
+
+    def take(self) -> None:
+        for component, containers in self.groups.items():
+            sample = Sample(time.time())
+            for container in containers:
+                sample_container(container, component, self.database, sample)
+            self.samples.setdefault(component, []).append(sample)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.take()
+            self._stop.wait(SAMPLE_INTERVAL_S)

@@ -1,0 +1,86 @@
+"""A component that dies mid-run fails its cell with the cause and the log tail; the matrix
+goes on (with a fresh PostgreSQL when PostgreSQL was the one that died)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.conftest import REPO, assert_nothing_left
+
+pytestmark = pytest.mark.e2e
+
+
+def _wait_for(path: Path, proc: subprocess.Popen[str], timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not path.exists():
+        assert proc.poll() is None, "the harness ended before the step began"
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.1)
+    time.sleep(2)  # into the step's ramp-up
+
+
+def _run_dir(proc: subprocess.Popen[str]) -> Path:
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if line.startswith("gatewaybench: run directory "):
+            return Path(line.split("run directory ", 1)[1].strip())
+    raise AssertionError("no run directory announced")
+
+
+def _child_running(harness: int, name: str) -> psutil.Process:
+    for child in psutil.Process(harness).children():
+        if any(name in part for part in child.cmdline()):
+            return child
+    raise AssertionError(f"no {name} child of the harness")
+
+
+def test_postgres_and_app_crashes_fail_their_cells_and_the_matrix_goes_on(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gatewaybench", "run", "--servers", "gunicorn,uvicorn,hypercorn",
+         "--users", "4,8", "--ramp", "1", "--warmup", "2", "--window", "4", "--workers", "2",
+         "--reports-dir", str(tmp_path)],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    run_dir = _run_dir(proc)
+    # PostgreSQL dies under gunicorn's first step (an immediate shutdown: the postmaster and
+    # every backend exit at once, as in a crash, but its shared memory is released).
+    _wait_for(run_dir / "raw" / "gunicorn" / "r1" / "u4", proc)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    pid_file = Path(manifest["resolved"]["postgres_data_dir"]) / "postmaster.pid"
+    os.kill(int(pid_file.read_text().split()[0]), signal.SIGQUIT)
+    # uvicorn is killed outright during its first step.
+    _wait_for(run_dir / "raw" / "uvicorn" / "r1" / "u4", proc)
+    _child_running(proc.pid, "uvicorn").kill()
+    _out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 1, err[-3000:]
+
+    with (run_dir / "steps.csv").open() as fh:
+        rows = {(r["server"], r["users"]): r for r in csv.DictReader(fh)}
+    assert sorted(rows) == [("gunicorn", "4"), ("hypercorn", "4"), ("hypercorn", "8"),
+                            ("uvicorn", "4")]  # fmt: skip
+    assert rows[("gunicorn", "4")]["status"] == "failed"
+    assert "PostgreSQL exited with code" in rows[("gunicorn", "4")]["invalid_reason"]
+    assert rows[("uvicorn", "4")]["status"] == "failed"
+    assert "uvicorn exited with code -9" in rows[("uvicorn", "4")]["invalid_reason"]
+    assert all(rows[("hypercorn", u)]["status"] == "ok" for u in ("4", "8"))
+
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    servers = manifest["servers"]
+    assert servers["gunicorn"]["status"] == "failed"
+    assert "PostgreSQL exited" in servers["gunicorn"]["error"]
+    assert "immediate shutdown" in servers["gunicorn"]["log_tail"]  # PostgreSQL's own log
+    assert servers["uvicorn"]["status"] == "failed" and servers["hypercorn"]["status"] == "complete"
+    assert [p["name"] for p in manifest["phases"]].count("migrate+seed") == 2  # a fresh cluster
+    assert "starting a fresh cluster" in err
+    assert manifest["status"] == "failed" and "gunicorn, uvicorn" in manifest["error"]
+    assert_nothing_left(str(run_dir))

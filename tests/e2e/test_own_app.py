@@ -1,0 +1,70 @@
+"""Bring your own app: a second Django project (tests/byo_app) through the same stack,
+measurement and report, with its own locustfile, setup command and health path."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, assert_nothing_left
+
+pytestmark = pytest.mark.e2e
+
+APP = REPO / "tests" / "byo_app"
+
+
+def test_own_django_project_is_benchmarked_like_the_sample(tmp_path: Path) -> None:
+    argv = [
+        sys.executable, "-m", "gatewaybench", "run",
+        "--app-dir", str(APP),
+        "--wsgi", "tinysite.wsgi:application",
+        "--asgi", "tinysite.asgi:application",
+        "--locustfile", str(APP / "locustfile.py"),
+        "--setup", "manage.py migrate --noinput",
+        "--health-path", "/healthz",
+        "--servers", "gunicorn,uvicorn", "--users", "4",
+        "--ramp", "1", "--warmup", "1", "--window", "3", "--workers", "2",
+        "--reports-dir", str(tmp_path), "--label", "own",
+    ]  # fmt: skip
+    out = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
+    assert out.returncode == 0, out.stderr[-3000:]
+    run_dir = Path(out.stdout.strip().splitlines()[-1])
+    with (run_dir / "steps.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["server"], r["status"], r["valid"]) for r in rows] == [
+        ("gunicorn", "ok", "True"),
+        ("uvicorn", "ok", "True"),
+    ]
+    for row in rows:
+        assert int(row["requests"]) > 0 and float(row["fail_pct"]) == 0.0
+        assert row["integrity"] == "not_measured"  # the polls audit does not apply
+        assert row["xcheck"] == "agrees"  # nginx saw the same requests
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["spec"]["app"]["app_dir"] == str(APP)
+    assert manifest["resolved"]["locustfile"] == str(APP / "locustfile.py")
+    assert (run_dir / "logs" / "setup-1.log").is_file()
+    argvs = [manifest["servers"][s]["argv"] for s in ("gunicorn", "uvicorn")]
+    assert argvs[0][-1] == "tinysite.wsgi:application"
+    assert argvs[1][-1] == "tinysite.asgi:application"
+    # The notes the scenario posted are in the project's own table.
+    access = (run_dir / "logs" / "nginx-uvicorn-access.log").read_text()
+    assert '"POST /notes/"' in access and " 201 " in access
+    assert "Cells as run" in (run_dir / "report.html").read_text()
+    assert_nothing_left(str(run_dir))
+
+
+def test_own_app_without_an_asgi_target_is_refused_for_asgi_servers(tmp_path: Path) -> None:
+    argv = [
+        sys.executable, "-m", "gatewaybench", "run", "--app-dir", str(APP),
+        "--wsgi", "tinysite.wsgi:application", "--locustfile", str(APP / "locustfile.py"),
+        "--servers", "uvicorn", "--reports-dir", str(tmp_path / "r"),
+    ]  # fmt: skip
+    out = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=60, check=False)
+    assert out.returncode == 2
+    assert "uvicorn is ASGI but --asgi is not given" in out.stderr
+    assert not (tmp_path / "r").exists()

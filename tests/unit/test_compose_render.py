@@ -1,0 +1,209 @@
+"""docker-compose.yml is generated from the spec: the committed files must be what it renders,
+and the rendered topology must be the local backend's (same argv, same nginx config)."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gatewaybench.compose import cli, render, services, yamlsubset
+from gatewaybench.compose.model import SECRETS
+from gatewaybench.load import locust_runner
+from gatewaybench.matrix import Cell
+from gatewaybench.servers import REGISTRY, ServerArgs
+from gatewaybench.spec import SEED_SERVERS, RunSpec
+from gatewaybench.stack import nginx, postgres
+
+REPO = Path(__file__).resolve().parents[2]
+COMMITTED_SPEC = RunSpec(workers=services.COMPOSE_WORKERS)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gatewaybench")
+    cli.add_subcommand(parser.add_subparsers(dest="command", required=True))
+    return parser
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return yamlsubset.load((REPO / "docker-compose.yml").read_text())
+
+
+def test_committed_files_are_what_the_spec_renders() -> None:
+    assert render.stale_files(COMMITTED_SPEC, REPO) == [], (
+        "run `gatewaybench compose render --write` and commit the result"
+    )
+
+
+def test_compose_render_prints_the_committed_file_byte_for_byte() -> None:
+    out = io.StringIO()
+    assert cli.dispatch(_parser().parse_args(["compose", "render"]), out) == 0
+    assert out.getvalue() == (REPO / "docker-compose.yml").read_text()
+
+
+def test_compose_render_check_reports_drift(tmp_path: Path) -> None:
+    render.write_files(COMMITTED_SPEC, tmp_path)
+    assert render.stale_files(COMMITTED_SPEC, tmp_path) == []
+    (tmp_path / "docker" / "nginx.conf").write_text("changed\n")
+    assert render.stale_files(COMMITTED_SPEC, tmp_path) == ["docker/nginx.conf"]
+
+
+def test_service_graph(compose: dict[str, Any]) -> None:
+    svc = compose["services"]
+    apps = [f"app-{s}" for s in SEED_SERVERS]
+    assert list(svc) == ["postgres", "migrate", *apps, "nginx", "locust-master", "locust-worker"]
+    assert svc["migrate"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+    for app in apps:
+        assert svc[app]["depends_on"] == {
+            "migrate": {"condition": "service_completed_successfully"}
+        }
+        assert svc[app]["profiles"] == [app.removeprefix("app-")]
+        assert svc[app]["networks"] == {"default": {"aliases": ["app"]}}
+    assert svc["nginx"]["depends_on"] == {
+        a: {"condition": "service_healthy", "required": False} for a in apps
+    }
+    assert svc["locust-master"]["depends_on"] == {"nginx": {"condition": "service_healthy"}}
+    assert svc["locust-worker"]["depends_on"] == {"locust-master": {"condition": "service_started"}}
+    assert svc["locust-worker"]["profiles"] == ["load"]
+    assert "deploy" not in svc["locust-worker"]  # scaled with --scale, not fixed here
+    assert compose["volumes"] == {"pgdata": {}, "locust-results": {}}
+
+
+def test_health_checks(compose: dict[str, Any]) -> None:
+    svc = compose["services"]
+    assert svc["postgres"]["healthcheck"]["test"][:2] == ["CMD", "pg_isready"]
+    assert "127.0.0.1" in svc["postgres"]["healthcheck"]["test"]  # TCP: not the init server
+    for name in ["nginx", *(f"app-{s}" for s in SEED_SERVERS)]:
+        test = svc[name]["healthcheck"]["test"]
+        assert test[0] == "CMD" and any("/healthz" in part for part in test), name
+
+
+def test_images_are_pinned(compose: dict[str, Any]) -> None:
+    dockerfile = (REPO / services.DOCKERFILE).read_text()
+    from_lines = [line.split()[1] for line in dockerfile.splitlines() if line.startswith("FROM ")]
+    images = [s["image"] for s in compose["services"].values()] + from_lines
+    assert from_lines == [services.PYTHON_IMAGE]
+    for image in images:
+        _name, _, tag = image.partition(":")
+        assert re.match(r"^\d+\.\d+(\.\d+)?(-[a-z]+)*$", tag), image
+
+
+def test_only_nginx_is_published_and_only_on_loopback(compose: dict[str, Any]) -> None:
+    published = {n: s["ports"] for n, s in compose["services"].items() if "ports" in s}
+    assert published == {"nginx": ["127.0.0.1:${GB_NGINX_PORT:-8080}:80"]}
+    assert "network_mode" not in str(compose)
+
+
+def test_no_secret_is_committed(compose: dict[str, Any]) -> None:
+    text = (REPO / "docker-compose.yml").read_text()
+    for name in SECRETS:
+        assert f"${{{name}:?" in text
+    for service in compose["services"].values():
+        for key, value in service.get("environment", {}).items():
+            if re.search(r"PASSWORD|SECRET", key):
+                assert re.fullmatch(r"\$\{[A-Z_]+:\?[^}]+\}", value), (key, value)
+    ignored = (REPO / ".gitignore").read_text().splitlines()
+    assert render.ENV_FILE in ignored
+    assert "{{secret:" not in text
+
+
+def test_app_commands_come_from_the_server_registry(compose: dict[str, Any]) -> None:
+    for name in SEED_SERVERS:
+        server = REGISTRY[name]
+        processes = COMMITTED_SPEC.workers if server.multi_process else 1
+        argv = server.build_argv(
+            ServerArgs(services.BIN, services.ANY_ADDRESS, services.APP_PORT, processes, 1)
+        )
+        assert compose["services"][f"app-{name}"]["command"] == argv
+
+
+def test_daphne_gets_the_process_budget_as_replicas(compose: dict[str, Any]) -> None:
+    daphne = compose["services"]["app-daphne"]
+    assert daphne["deploy"] == {"replicas": COMMITTED_SPEC.workers}
+    assert "deploy" not in compose["services"]["app-gunicorn"]
+
+
+def test_nginx_config_is_the_one_template_rendered() -> None:
+    expected = nginx.render_config(
+        COMMITTED_SPEC.nginx,
+        listen="0.0.0.0:80",
+        upstreams=["app:8000"],
+        files=nginx.NginxFiles(
+            conf=Path("/etc/nginx/nginx.conf"),
+            pid=Path("/var/run/nginx.pid"),
+            error_log=Path("/var/log/nginx/error.log"),
+            access_log=Path("/var/log/nginx/access.log"),
+            temp_dir=Path("/var/cache/nginx"),
+        ),
+        user=("nginx", "nginx"),
+    )
+    assert (REPO / services.NGINX_CONF_FILE).read_text() == expected
+
+
+def test_postgres_keeps_every_local_setting() -> None:
+    local = postgres.postgres_argv(
+        postgres.Binaries(Path("/x")), Path("/d"), Path("/s"), 5432, COMMITTED_SPEC.postgres
+    )
+    local_keys = {
+        v.split("=")[0] for f, v in zip(local[1::2], local[2::2], strict=True) if f == "-c"
+    }
+    command = services.postgres_command(COMMITTED_SPEC)
+    keys = {v.split("=")[0] for v in command[2::2]}
+    assert command[0] == "postgres"
+    assert keys == local_keys
+    assert "listen_addresses=*" in command
+    assert "max_connections=100" in command  # sized_max_connections for the seed cells
+
+
+def test_cells_with_variants_get_valid_names_and_container_paths() -> None:
+    spec = RunSpec(workers=2, threads=4, cells=(Cell("uvicorn", "async", "pool"),))
+    project = services.build_project(spec)
+    app = project.service("app-uvicorn-async-pool")
+    assert app.profiles == ("uvicorn-async-pool",)
+    assert app.environment["PYTHONPATH"] == str(services.PSYCOPG3_DIR)
+    assert app.environment["GB_VIEWS"] == "async"
+    assert app.environment["GB_DB_POOL_MAX"] == "4"
+
+
+def test_step_master_uses_the_local_locust_flags() -> None:
+    spec = COMMITTED_SPEC
+    master = services.step_master(spec, 300, (1, 2, 3), workers=4)
+    plan = locust_runner.StepPlan(300, 80, Path("/records"), Path("/records/locust"), (1, 2, 3))
+    local = locust_runner.locust_argv(services.BIN, spec.load, plan, 5557)
+    shared = [a for a in local if not a.startswith(("--locustfile=", "--host="))]
+    assert [a for a in master.command if a in shared] == shared
+    assert "--host=http://nginx:80" in master.command
+    assert "--expect-workers=4" in master.command
+    assert master.environment["GB_RECORD_DIR"] == "/records"
+
+
+def test_bring_your_own_app_is_refused_clearly() -> None:
+    from gatewaybench.errors import UsageError
+    from gatewaybench.spec import AppSource
+
+    with pytest.raises(UsageError, match="sample app only"):
+        services.build_project(RunSpec(workers=2, app=AppSource(app_dir=Path("/srv/app"))))
+
+
+def test_env_file_is_generated_private_and_kept(tmp_path: Path) -> None:
+    path = tmp_path / ".env"
+    out = io.StringIO()
+    assert cli.write_env(path, force=False, out=out) == 0
+    first = path.read_text()
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert {line.split("=")[0] for line in first.splitlines()[1:]} == set(SECRETS)
+    cli.write_env(path, force=False, out=out)
+    assert path.read_text() == first  # never silently replaced
+
+
+def test_yaml_subset_round_trips_and_is_strict() -> None:
+    doc = {"a": {"b": ["x", "1", "yes", "$x", 'q"uote'], "c": 3, "d": True, "e": {}}}
+    assert yamlsubset.load(yamlsubset.dump(doc, "header")) == doc
+    for bad in ("a: [1, 2]\n", "a:\n   b: 1\n", "a: 1\na: 2\n", "a: &anchor x\n", "- x\n"):
+        with pytest.raises(yamlsubset.YamlSubsetError):
+            yamlsubset.load(bad)
