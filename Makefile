@@ -9,14 +9,18 @@ STAMP := $(VENV)/.installed
 PRESET ?= seed
 BENCH_ARGS ?=
 QUICK_ARGS := --users 10,20 --ramp 1 --warmup 3 --window 8 --label quick
+GATE_BASE ?= origin/main
+GATE_CAND ?= .
+GATE_ARGS ?=
 
-.PHONY: help install sysdeps sysdeps-test bench bench-quick test test-unit lint doctor clean bench-docker compose-render compose-env
+.PHONY: help install sysdeps sysdeps-test bench bench-quick bench-ci test test-unit lint doctor clean bench-docker compose-render compose-env
 
 help:
 	@echo "make bench        the seed experiment: 4 servers x 100..700 users (about 20 min on 2 cores)"
 	@echo "make bench-quick  the same matrix small (about 2 min)"
 	@echo "PRESET=tuned|all  with bench or bench-quick: each server tuned, or every server x variant"
 	@echo "make test         lint, type checks and the whole test suite (real processes)"
+	@echo "make bench-ci     the regression gate: this tree vs GATE_BASE (default origin/main)"
 	@echo "make doctor       check this machine can run a bench"
 	@echo "BENCH_ARGS='--servers gunicorn,uvicorn --users 50:300:50' make bench  for anything else"
 
@@ -41,6 +45,11 @@ bench: install sysdeps
 
 bench-quick: install sysdeps
 	$(PY) -m gatewaybench run --preset $(PRESET) $(QUICK_ARGS) $(BENCH_ARGS)
+
+# The CI regression gate, locally: the working tree against GATE_BASE, in one job (A B B A).
+# Writes $GITHUB_STEP_SUMMARY when set; exit 0 pass, 1 regression, 3 inconclusive.
+bench-ci: install sysdeps
+	$(PY) -m gatewaybench gate --base $(GATE_BASE) --cand $(GATE_CAND) $(GATE_ARGS)
 
 doctor: install sysdeps
 	$(PY) -m gatewaybench doctor

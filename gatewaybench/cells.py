@@ -47,7 +47,7 @@ def _probe_cell(
     probes: list[calibrate.Probe] = []
     raw = ctx.run_dir / "raw" / "calibration" / cell.label
     with ExitStack() as stack:
-        target = _start_stack(ctx, stack, cell, REGISTRY[cell.server], cluster)
+        target = start_cell_stack(ctx, stack, cell, cluster)
         for users in calibrate.probe_levels():
             result = step.measure_step(
                 probe_spec,
@@ -109,37 +109,44 @@ def _serve_and_load(
     ctx: Context, cell: Cell, server: ServerDef, cluster: postgres.Cluster, repeat: int
 ) -> None:
     with ExitStack() as stack:
-        target = _start_stack(ctx, stack, cell, server, cluster)
+        target = start_cell_stack(ctx, stack, cell, cluster)
         _run_steps(ctx, cell, target, repeat)
 
 
-def _start_stack(
-    ctx: Context, stack: ExitStack, cell: Cell, server: ServerDef, cluster: postgres.Cluster
+def start_cell_stack(
+    ctx: Context, stack: ExitStack, cell: Cell, cluster: postgres.Cluster, label: str = ""
 ) -> step.Stack:
-    """App server and nginx for one cell, checked end to end; stopped by `stack`."""
+    """App server and nginx for one cell, checked end to end; stopped by `stack`. `label`
+    names it in logs and rows (default: the cell's label)."""
     assert ctx.app_env is not None
-    logs, source = ctx.run_dir / "logs", ctx.spec.app
+    server, label = REGISTRY[cell.server], label or cell.label
+    logs, source, app_env = ctx.run_dir / "logs", ctx.spec.app, ctx.app_env
     eff = effective(cell, ctx.spec.budget)
     if source.is_sample:
         pollsdb.reset_votes(cluster.dsn)  # every cell starts from the same data
     ctx.say(
-        f"[{cell.label}] starting ({server.interface}, {eff.processes} process(es) x "
+        f"[{label}] starting ({server.interface}, {eff.processes} process(es) x "
         f"{eff.threads_text} thread(s), database connections {eff.db_text})"
     )
-    env = ctx.app_env.variables(ctx.base_env) | app.cell_variables(cell, eff, ctx.spec.django)
+    env = app_env.variables(ctx.base_env) | app.cell_variables(
+        cell, eff, ctx.spec.django, app_env.python
+    )
+    argv = app.server_argv(
+        server, ctx.resolved.app_port, ctx.spec.budget, _target(ctx, cell), app_env.bin_dir
+    )
     app_proc = app.start_server(
         server,
-        app.server_argv(server, ctx.resolved.app_port, ctx.spec.budget, _target(ctx, cell)),
+        argv,
         port=ctx.resolved.app_port,
         env=env,
         logs=logs,
-        cwd=ctx.app_env.app_dir,
+        cwd=app_env.app_dir,
         health_path=source.health_path,
-        log_name=cell.label,
+        log_name=label,
     )
     stack.callback(app_proc.stop)
     if source.is_sample:
-        _record_runtime(ctx, cell, app.runtime_info(ctx.resolved.app_port))
+        _record_runtime(ctx, cell, label, app.runtime_info(ctx.resolved.app_port))
     nginx_proc = stack.enter_context(
         nginx.running_nginx(
             ctx.resolved.nginx_bin,
@@ -148,7 +155,7 @@ def _start_stack(
             upstream_port=ctx.resolved.app_port,
             conf_dir=ctx.run_dir / "conf",
             logs=logs,
-            name=cell.label,
+            name=label,
             health_path=source.health_path,
         )
     )
@@ -162,23 +169,23 @@ def _start_stack(
         question_ids=ctx.question_ids,
         procs={"postgres": cluster.proc, "app": app_proc, "nginx": nginx_proc},
         logs={
-            "nginx_error": logs / f"nginx-{cell.label}-error.log",
-            "nginx_access": logs / f"nginx-{cell.label}-access.log",
+            "nginx_error": logs / f"nginx-{label}-error.log",
+            "nginx_access": logs / f"nginx-{label}-access.log",
             "app": app_proc.log_path,
             "postgres": cluster.proc.log_path,
         },
         env=ctx.base_env,
-        label=cell.label,
+        label=label,
         interface=server.interface,
         locustfile=source.locustfile,
         audit=source.is_sample,
     )
 
 
-def _record_runtime(ctx: Context, cell: Cell, info: dict[str, Any]) -> None:
+def _record_runtime(ctx: Context, cell: Cell, label: str, info: dict[str, Any]) -> None:
     """What the running app reports, in the manifest; a driver other than the cell's is an
     error (the cell would measure something else than its label says)."""
-    ctx.rec.set_server(cell.label, runtime=info)
+    ctx.rec.set_server(label, runtime=info)
     if info.get("driver") != cell.resolved_driver:
         raise StackError(
             f"{cell.label} should run {cell.resolved_driver} but the app reports "
@@ -188,7 +195,7 @@ def _record_runtime(ctx: Context, cell: Cell, info: dict[str, Any]) -> None:
     adapted = info.get("adapted_middleware") or []
     if cell.interface == "asgi" and adapted:
         warning = (
-            f"{cell.label}: Django adapts {len(adapted)} middleware through sync_to_async under "
+            f"{label}: Django adapts {len(adapted)} middleware through sync_to_async under "
             f"ASGI (a thread per request even for async views): {', '.join(adapted)}"
         )
         ctx.say(f"gatewaybench: warning: {warning}")

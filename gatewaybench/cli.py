@@ -11,8 +11,9 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from gatewaybench.compose import cli as compose_cli
 from gatewaybench.config import build_spec
@@ -35,6 +36,58 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
             p.add_argument(f.flag, action="store_true", default=None, help=f.help)
         else:
             p.add_argument(f.flag, type=f.convert, default=None, help=f.help)
+
+
+GATE_ONLY = ("base", "cand", "blocks", "no_rerun", "regress_pct", "warn_pct")
+
+
+def _add_gate(sub: Any) -> None:
+    gate = sub.add_parser(
+        "gate",
+        help="base vs candidate in one job (A B B A): exit 0 pass, 1 regression, 3 inconclusive",
+    )
+    gate.add_argument("--base", required=True, help="'.', a .toml config, env:VENV or a git ref")
+    gate.add_argument("--cand", required=True, help="'.', a .toml config, env:VENV or a git ref")
+    gate.add_argument("--blocks", type=_positive_int, default=None, help="A B B A blocks (4)")
+    gate.add_argument("--no-rerun", action="store_true", help="no automatic re-run")
+    gate.add_argument("--regress-pct", type=_positive_float, default=None, help="threshold (10)")
+    gate.add_argument("--warn-pct", type=_positive_float, default=None, help="warn from (5)")
+    _add_run_flags(gate)
+
+
+def _positive_int(text: str) -> int:
+    value = _positive_float(text)
+    if value != int(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number")
+    return int(value)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be positive")
+    return value
+
+
+def _gate(args: argparse.Namespace) -> int:
+    from gatewaybench.gate.run import DEFAULT_BLOCKS, GateOptions, run_gate
+    from gatewaybench.gate.verdict import DEFAULT_THRESHOLDS
+
+    flags = {k: v for k, v in vars(args).items()
+             if k not in ("command", *GATE_ONLY) and v is not None}  # fmt: skip
+    flags.setdefault("servers", ("gunicorn",))
+    thresholds = replace(
+        DEFAULT_THRESHOLDS,
+        regress_pct=args.regress_pct or DEFAULT_THRESHOLDS.regress_pct,
+        warn_pct=args.warn_pct or DEFAULT_THRESHOLDS.warn_pct,
+    )
+    options = GateOptions(
+        args.base, args.cand, flags, args.blocks or DEFAULT_BLOCKS, thresholds, not args.no_rerun
+    )
+    return run_gate(options)
 
 
 def _apply_env_defaults(p: argparse.ArgumentParser, environ: dict[str, str]) -> None:
@@ -66,6 +119,15 @@ def build_parser(environ: dict[str, str]) -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="render report.html, summary.md and results.json")
     report.add_argument("run_dirs", nargs="+", type=Path)
     report.add_argument("--out", type=Path, help="where a comparison of several runs goes")
+    compare = sub.add_parser(
+        "compare",
+        help="candidate run vs base run: verdict per server x metric; exit 0 ok, 1 regression, "
+        "3 inconclusive",
+    )
+    compare.add_argument("base", type=Path)
+    compare.add_argument("cand", type=Path)
+    compare.add_argument("--out", type=Path, help="where the comparison goes")
+    _add_gate(sub)
     sub.add_parser("doctor", help="check this machine can run a bench")
     compose_cli.add_subcommand(sub)
     return parser
@@ -95,6 +157,21 @@ def _report(run_dirs: Sequence[Path], out: Path | None) -> int:
         for path in render_comparison(list(run_dirs), target):
             print(path)
     return 0
+
+
+def _compare(base: Path, cand: Path, out: Path | None) -> int:
+    from gatewaybench.gate.runs import write_comparison
+    from gatewaybench.report.data import load_run
+    from gatewaybench.results.rundir import utc_stamp
+
+    for run_dir in (base, cand):
+        load_run(run_dir)  # both are checked before anything is written
+    target = out or cand.resolve().parent / f"compare-{utc_stamp()}"
+    code, paths = write_comparison(base, cand, target)
+    print((target / "verdict.md").read_text())
+    for path in paths:
+        print(path)
+    return code
 
 
 def _terminated(_signum: int, _frame: object) -> None:
@@ -130,6 +207,10 @@ def _command(args: argparse.Namespace) -> int:
         return compose_cli.dispatch(args)
     if args.command == "report":
         return _report(args.run_dirs, args.out)
+    if args.command == "compare":
+        return _compare(args.base, args.cand, args.out)
+    if args.command == "gate":
+        return _gate(args)
     from gatewaybench.doctor import run_doctor
 
     return run_doctor(sys.stdout)

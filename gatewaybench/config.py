@@ -253,6 +253,7 @@ def _spec(v: dict[str, Any]) -> RunSpec:
         ),
         django=DjangoSettings(
             conn_max_age=v.get("conn_max_age", dd.conn_max_age),
+            cpu_work_ms=v.get("cpu_work_ms", dd.cpu_work_ms),
             questions=v.get("questions", dd.questions),
             choices=v.get("choices", dd.choices),
         ),

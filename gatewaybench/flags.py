@@ -93,6 +93,7 @@ RUN_FLAGS = (
     Flag("--pg-port", _int, "int", "0: a free port"),
     Flag("--app-port", _int, "int", "0: a free port"),
     Flag("--conn-max-age", _int, "int", "CONN_MAX_AGE seconds for persistent cells"),
+    Flag("--cpu-work-ms", _float, "float", "CPU ms added per request (sample app; default 0)"),
     Flag("--questions", _int, "int", "polls seeded"),
     Flag("--choices", _int, "int", "choices per poll"),
     Flag("--app-dir", _path, "str", "bring your own app: the project directory"),

@@ -55,6 +55,7 @@ class PostgresSettings:
 @dataclass(frozen=True)
 class DjangoSettings:
     conn_max_age: int = 60  # seconds, for cells with persistent connections
+    cpu_work_ms: float = 0.0  # CPU work added per request (the gate's known slowdown); 0: off
     questions: int = 10
     choices: int = 4
 
@@ -248,6 +249,7 @@ def validate(spec: RunSpec) -> RunSpec:
     unique_labels(spec.cells)
     _positive("--nginx-worker-connections", spec.nginx.worker_connections)
     _not_negative("--conn-max-age", spec.django.conn_max_age)
+    _not_negative("--cpu-work-ms", spec.django.cpu_work_ms)
     _positive("--questions", spec.django.questions)
     _positive("--choices", spec.django.choices)
     for flag, port in (

@@ -76,10 +76,18 @@ def overlay_figure(runs: list[RunData], column: str, title: str, ylabel: str) ->
     return figures.Figure(column, title, alt, figures.to_svg(fig))
 
 
-def render_comparison(run_dirs: list[Path], out_dir: Path) -> list[Path]:
+def render_comparison(
+    run_dirs: list[Path],
+    out_dir: Path,
+    verdict_md: str = "",
+    verdict_table: Table | None = None,
+) -> list[Path]:
+    """compare.html and compare.md; the verdicts of `gatewaybench compare` lead both."""
     runs = [load_run(p) for p in run_dirs]
     context: dict[str, Any] = {
         "runs": runs,
+        "verdict_md": verdict_md,
+        "verdict_table": verdict_table,
         "tables": [comparison_table(runs, c, f"{label} by server x users", f)
                    for c, label, f in METRICS],
         "figures": [

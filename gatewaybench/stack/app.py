@@ -31,13 +31,15 @@ def bin_dir() -> Path:
     return Path(sys.executable).parent
 
 
-def psycopg3_dir() -> Path:
+def psycopg3_dir(python: Path | None = None) -> Path:
     """psycopg 3 lives outside the environment: Django picks psycopg 3 whenever it can import
     it, so psycopg2 cells must not see it. It is put on PYTHONPATH for psycopg3 cells only."""
-    return Path(sys.prefix) / "psycopg3"
+    return (python.parent.parent if python else Path(sys.prefix)) / "psycopg3"
 
 
-def cell_variables(cell: Cell, eff: Effective, django: DjangoSettings) -> dict[str, str]:
+def cell_variables(
+    cell: Cell, eff: Effective, django: DjangoSettings, python: Path | None = None
+) -> dict[str, str]:
     """What differs between cells, as the app reads it (sample_app/gbsite/settings.py)."""
     env = {
         "GB_VIEWS": cell.views,
@@ -45,7 +47,7 @@ def cell_variables(cell: Cell, eff: Effective, django: DjangoSettings) -> dict[s
         "GB_DB_POOL_MAX": str(eff.pool_max),
     }
     if cell.resolved_driver == "psycopg3":
-        env["PYTHONPATH"] = str(psycopg3_dir())
+        env["PYTHONPATH"] = str(psycopg3_dir(python))
     return env
 
 
@@ -57,6 +59,9 @@ class AppEnv:
     django: DjangoSettings
     secret_key: str
     source: AppSource = field(default_factory=AppSource)
+    # Another checkout's sample app and environment (the gate's git-ref sides); None: ours.
+    sample_root: Path | None = None
+    python: Path = field(default_factory=lambda: Path(sys.executable))
 
     @classmethod
     def create(cls, dsn: Dsn, django: DjangoSettings, source: AppSource) -> AppEnv:
@@ -64,7 +69,11 @@ class AppEnv:
 
     @property
     def app_dir(self) -> Path:
-        return self.source.app_dir or SAMPLE_APP_DIR
+        return self.source.app_dir or self.sample_root or SAMPLE_APP_DIR
+
+    @property
+    def bin_dir(self) -> Path:
+        return self.python.parent
 
     def variables(self, base: Mapping[str, str]) -> dict[str, str]:
         env = dict(base)
@@ -80,6 +89,7 @@ class AppEnv:
                 # The same, for projects that read a URL (dj-database-url and friends).
                 "DATABASE_URL": f"postgres://{d.user}:{d.password}@{d.host}:{d.port}/{d.dbname}",
                 "GB_ALLOWED_HOSTS": f"{LOOPBACK},localhost",
+                "GB_CPU_WORK_MS": f"{self.django.cpu_work_ms:g}",
                 "PYTHONUNBUFFERED": "1",
             }
         )
@@ -97,7 +107,7 @@ def prepare_database(app_env: AppEnv, base_env: Mapping[str, str], logs: Path) -
     for index, command in enumerate(app_env.source.setup, start=1):
         process.run_to_completion(
             f"setup command {command!r}",
-            setup_argv(command),
+            setup_argv(command, app_env.python),
             log_path=logs / f"setup-{index}.log",
             timeout_s=MANAGE_TIMEOUT_S,
             cwd=app_env.app_dir,
@@ -105,24 +115,24 @@ def prepare_database(app_env: AppEnv, base_env: Mapping[str, str], logs: Path) -
         )
 
 
-def setup_argv(command: str) -> list[str]:
+def setup_argv(command: str, python: Path | None = None) -> list[str]:
     """A setup command as argv, never through a shell: `manage.py migrate` runs with this
     environment's Python; anything else runs as given (found on PATH or in the app dir)."""
     argv = shlex.split(command)
     if argv and argv[0].endswith(".py"):
-        return [sys.executable, *argv]
+        return [str(python or sys.executable), *argv]
     return argv
 
 
 def migrate_and_seed(app_env: AppEnv, base_env: Mapping[str, str], logs: Path) -> None:
     env = app_env.variables(base_env)
-    manage = [sys.executable, "manage.py"]
+    manage = [str(app_env.python), "manage.py"]
     process.run_to_completion(
         "migrate",
         [*manage, "migrate", "--noinput"],
         log_path=logs / "migrate.log",
         timeout_s=MANAGE_TIMEOUT_S,
-        cwd=SAMPLE_APP_DIR,
+        cwd=app_env.app_dir,
         env=env,
     )
     process.run_to_completion(
@@ -135,7 +145,7 @@ def migrate_and_seed(app_env: AppEnv, base_env: Mapping[str, str], logs: Path) -
         ],
         log_path=logs / "seed.log",
         timeout_s=MANAGE_TIMEOUT_S,
-        cwd=SAMPLE_APP_DIR,
+        cwd=app_env.app_dir,
         env=env,
     )
 
@@ -149,13 +159,16 @@ def runtime_info(port: int) -> dict[str, Any]:
     return info
 
 
-def server_argv(server: ServerDef, port: int, budget: Budget, target: str = "") -> list[str]:
+def server_argv(
+    server: ServerDef, port: int, budget: Budget, target: str = "", bins: Path | None = None
+) -> list[str]:
     """The server's own argv, or, for a server with no workers option, N copies of it on one
     shared socket (gatewaybench.stack.instances) so it gets the same process budget."""
+    bins = bins or bin_dir()
     if server.multi_process:
-        args = ServerArgs(bin_dir(), LOOPBACK, port, budget.processes, budget.threads, target)
+        args = ServerArgs(bins, LOOPBACK, port, budget.processes, budget.threads, target)
         return server.build_argv(args)
-    one = ServerArgs(bin_dir(), LOOPBACK, port, 1, budget.threads, target, fd=instances.SHARED_FD)
+    one = ServerArgs(bins, LOOPBACK, port, 1, budget.threads, target, fd=instances.SHARED_FD)
     return [
         sys.executable,
         "-m",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import glob
 import os
 import pwd
+import re
 import secrets
 import shutil
 import signal
@@ -286,5 +287,20 @@ def _create_database(dsn: Dsn, app: Dsn) -> None:
             cur.execute(f'CREATE DATABASE "{DB_NAME}" OWNER "{app.user}"')
     except psycopg2.Error as exc:
         raise StackError(f"could not create database {DB_NAME}: {exc}".strip()) from None
+    finally:
+        conn.close()
+
+
+def create_app_database(dsn: Dsn, owner: str, name: str) -> None:
+    """Another database owned by the app role (the gate gives each side its own)."""
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name):
+        raise StackError(f"database name {name!r} is not a plain identifier")
+    conn = dsn.connect("postgres")
+    conn.autocommit = True  # CREATE DATABASE cannot run inside a transaction
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{name}" OWNER "{owner}"')
+    except psycopg2.Error as exc:
+        raise StackError(f"could not create database {name}: {exc}".strip()) from None
     finally:
         conn.close()

@@ -53,6 +53,8 @@ GB_DB_POOL_MAX = _env_int("GB_DB_POOL_MAX", 0)
 GB_DB_POOL_TIMEOUT = _env_int("GB_DB_POOL_TIMEOUT", 10)
 # "sync": the tutorial's views; "async": the same views on Django's async ORM (ASGI only).
 GB_VIEWS = _env_optional("GB_VIEWS", "sync")
+# Milliseconds of CPU work added to every request (polls/cpuwork.py); 0 = none, the default.
+GB_CPU_WORK_MS = float(_env_optional("GB_CPU_WORK_MS", "0"))
 if GB_VIEWS not in ("sync", "async"):
     raise ImproperlyConfigured(f"GB_VIEWS must be 'sync' or 'async', got {GB_VIEWS!r}.")
 GB_ALLOWED_HOSTS = _env_list("GB_ALLOWED_HOSTS", "127.0.0.1,localhost")
@@ -102,6 +104,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+
+if GB_CPU_WORK_MS > 0:
+    MIDDLEWARE.insert(0, "polls.cpuwork.CpuWorkMiddleware")
 
 ROOT_URLCONF = "gbsite.urls" if GB_VIEWS == "sync" else "gbsite.urls_async"
 

@@ -1,0 +1,393 @@
+"""`gatewaybench gate`: base and candidate measured in one job, interleaved A B B A, then judged.
+
+1. Both sides are resolved (a git ref is built in its own worktree) and get their own database
+   in one private PostgreSQL cluster, migrated and seeded by their own code.
+2. The knee of every cell is found on the base side with the calibration probes; the trials
+   use a load below it (half the knee: latency and server CPU per request) and one above it
+   (the first level that did not hold, x1.5: the requests/sec plateau).
+3. Trials run in blocks A B B A. Before every trial the app server and nginx are started
+   afresh and the side's votes are reset; PostgreSQL stays up for both sides alike.
+4. gate/verdict.py judges the paired log-ratios; when the only failures are inconclusive, the
+   gate runs the blocks once more and judges all of them together.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, TextIO
+
+from gatewaybench import preflight
+from gatewaybench.cells import start_cell_stack
+from gatewaybench.context import Context
+from gatewaybench.errors import GatewaybenchError, Interrupted, UsageError
+from gatewaybench.gate import outputs
+from gatewaybench.gate.sides import Side, resolved_side
+from gatewaybench.gate.verdict import (
+    BASE,
+    CAND,
+    DEFAULT_THRESHOLDS,
+    GateThresholds,
+    MetricResult,
+    Trial,
+    gate_exit_code,
+    judge_server,
+    needs_rerun,
+)
+from gatewaybench.load import calibrate, step
+from gatewaybench.matrix import Cell
+from gatewaybench.results import provenance, stale
+from gatewaybench.results.files import write_atomic
+from gatewaybench.results.rundir import RunRecorder, create_run_dir
+from gatewaybench.runner import RUN_MARKER_ENV
+from gatewaybench.signals import interruptible
+from gatewaybench.spec import RunSpec, sized_max_connections
+from gatewaybench.stack import app, pollsdb, postgres
+
+ORDER = (BASE, CAND, CAND, BASE)  # one block; positions 0..3
+DEFAULT_BLOCKS = 4  # 8 pairs: the fewest for p < 0.01 with one discordant pair to spare
+TRIAL_LOAD: dict[str, Any] = {"ramp_s": 1.0, "warmup_s": 2.0, "window_s": 5, "stop_timeout_s": 3.0}
+TRIAL_COLUMNS = ("server", "side", "block", "position", "latency_p50_ms", "latency_p95_ms",
+                 "cpu_ms_per_req", "plateau_rps", "fail_pct", "http_5xx", "valid",
+                 "invalid_reason")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class GateOptions:
+    base: str
+    cand: str
+    flags: dict[str, Any]  # `run` flags shared by both sides (servers, workers, threads, ...)
+    blocks: int = DEFAULT_BLOCKS
+    thresholds: GateThresholds = DEFAULT_THRESHOLDS
+    rerun: bool = True
+
+
+@dataclass(frozen=True)
+class Levels:
+    knee: int
+    low: int
+    high: int
+
+
+@dataclass
+class SideDb:
+    cluster: postgres.Cluster  # with this side's database in dsn / app_dsn
+    app_env: app.AppEnv
+    question_ids: tuple[int, ...]
+
+
+def run_gate(opts: GateOptions, out: TextIO = sys.stdout, log: TextIO = sys.stderr) -> int:
+    with interruptible() as guard, ExitStack() as sides:
+        try:
+            base = sides.enter_context(resolved_side(BASE, opts.base, opts.flags, log))
+            cand = sides.enter_context(resolved_side(CAND, opts.cand, opts.flags, log))
+            spec = _trial_spec(base.spec, opts.flags)
+            resolved = preflight.check(spec)
+            gate_dir = create_run_dir(spec.reports_dir.absolute(), "gate")
+        except Interrupted as exc:
+            return exc.exit_code
+        rec = RunRecorder.start(gate_dir, _manifest(spec, base, cand, opts))
+        os.environ[RUN_MARKER_ENV] = str(gate_dir)
+        ctx = Context(spec, resolved, rec, log)
+        ctx.say(f"gatewaybench: gate directory {gate_dir}")
+        started = time.monotonic()
+        status, results, trials, error = _run_and_classify(ctx, base, cand, opts)
+        guard.disarm()
+        rec.manifest["gate_seconds"] = round(time.monotonic() - started, 1)
+        rec.finish(status, error)
+        paths = _write_outputs(gate_dir, results, trials, rec.manifest["gate_seconds"])
+        if results:
+            print((gate_dir / "summary.md").read_text(), file=out)
+        for path in paths:
+            print(path, file=out)
+        print(gate_dir, file=out, flush=True)
+        if status == "interrupted":
+            return guard.exit_code or 130
+        if status != "complete":
+            return 3  # no verdict is not a pass
+        return gate_exit_code(results)
+
+
+FLAG_OF = {"ramp_s": "ramp", "warmup_s": "warmup", "window_s": "window",
+           "stop_timeout_s": "stop_timeout"}  # fmt: skip
+
+
+def _trial_spec(spec: RunSpec, flags: dict[str, Any]) -> RunSpec:
+    """The trial timings, unless the gate's flags gave their own."""
+    load = {k: v for k, v in TRIAL_LOAD.items() if FLAG_OF[k] not in flags}
+    return replace(spec, load=replace(spec.load, **load))
+
+
+def _manifest(spec: RunSpec, base: Side, cand: Side, opts: GateOptions) -> dict[str, Any]:
+    return {
+        "label": "gate",
+        "kind": "gate",
+        "harness": stale.harness_identity(),
+        "spec": spec.to_json(),
+        "sides": {BASE: base.describe(), CAND: cand.describe()},
+        "gate": {
+            "blocks": opts.blocks,
+            "order": list(ORDER),
+            "thresholds": asdict(opts.thresholds),
+            "trial_load": TRIAL_LOAD,
+        },
+        "resolved": {
+            "budget": {"processes": spec.workers, "threads": spec.threads},
+            "pg_max_connections": sized_max_connections(spec),
+            "warnings": [],
+        },
+        "versions": provenance.package_versions(),
+        "machine": provenance.machine(),
+        "git": provenance.git_info(),
+    }
+
+
+def _run_and_classify(
+    ctx: Context, base: Side, cand: Side, opts: GateOptions
+) -> tuple[str, list[MetricResult], list[tuple[str, Trial]], str | None]:
+    trials: list[tuple[str, Trial]] = []
+    try:
+        results = _gate(ctx, {BASE: base, CAND: cand}, opts, trials)
+    except Interrupted as exc:
+        return "interrupted", [], trials, f"interrupted by signal {exc.signum}"
+    except GatewaybenchError as exc:
+        ctx.say(f"gatewaybench: {exc.one_line()}")
+        if exc.detail:
+            ctx.say(exc.detail)
+        return "failed", [], trials, exc.one_line()
+    return "complete", results, trials, None
+
+
+def _gate(
+    ctx: Context, sides: dict[str, Side], opts: GateOptions, trials: list[tuple[str, Trial]]
+) -> list[MetricResult]:
+    spec = ctx.spec
+    with ctx.rec.phase("postgres"), _cluster(ctx) as cluster:
+        dbs = {name: _side_database(ctx, cluster, side) for name, side in sides.items()}
+        levels = _given_levels(spec, opts) or {}
+        with ctx.rec.phase("calibrate (base)"):
+            for cell in spec.cells:
+                if cell.label not in levels:
+                    levels[cell.label] = _calibrate(ctx, sides[BASE], dbs[BASE], cell)
+        rounds = 2 if opts.rerun else 1
+        for round_no in range(rounds):
+            with ctx.rec.phase(f"trials (round {round_no + 1})"):
+                for block in range(round_no * opts.blocks, (round_no + 1) * opts.blocks):
+                    trials += _block(ctx, sides, dbs, levels, block)
+            results = _judge(spec.cells, trials, opts.thresholds)
+            if not needs_rerun(results) or round_no + 1 == rounds:
+                break
+            ctx.say("gatewaybench: inconclusive; running the blocks once more")
+        return results
+
+
+def _given_levels(spec: RunSpec, opts: GateOptions) -> dict[str, Levels] | None:
+    """`--users LOW,HIGH` fixes both loads (no calibration): reproducible, and quick in tests."""
+    if "users" not in opts.flags:
+        return None
+    users = spec.load.users
+    if len(users) != 2:
+        raise UsageError(
+            f"gate --users {','.join(map(str, users))}: give two loads, below and above the knee",
+            "e.g. --users 20,200, or leave --users out to calibrate",
+        )
+    return {cell.label: Levels(0, users[0], users[1]) for cell in spec.cells}
+
+
+@contextmanager
+def _cluster(ctx: Context) -> Iterator[postgres.Cluster]:
+    settings = replace(ctx.spec.postgres, max_connections=sized_max_connections(ctx.spec))
+    logs = ctx.run_dir / "logs"
+    with postgres.running_cluster(
+        ctx.resolved.pg_bins, ctx.run_dir, logs, ctx.resolved.pg_port, settings
+    ) as cluster:
+        yield cluster
+
+
+def _side_database(ctx: Context, cluster: postgres.Cluster, side: Side) -> SideDb:
+    """A database of the side's own, migrated and seeded by the side's own code."""
+    name = f"polls_{side.name}"
+    postgres.create_app_database(cluster.dsn, cluster.app_dsn.user, name)
+    side_cluster = replace(
+        cluster,
+        dsn=replace(cluster.dsn, dbname=name),
+        app_dsn=replace(cluster.app_dsn, dbname=name),
+    )
+    env = app.AppEnv.create(side_cluster.app_dsn, side.spec.django, side.spec.app)
+    env = replace(env, sample_root=side.sample_root, python=side.python)
+    with ctx.rec.phase(f"migrate+seed ({side.name})"):
+        app.prepare_database(env, ctx.base_env, ctx.run_dir / "logs")
+    return SideDb(side_cluster, env, tuple(pollsdb.question_ids(side_cluster.dsn)))
+
+
+@contextmanager
+def _as_side(ctx: Context, side: Side, db: SideDb) -> Iterator[None]:
+    """Point the shared context at one side (its spec's app settings, environment, data)."""
+    saved = (ctx.spec, ctx.app_env, ctx.question_ids)
+    ctx.spec = replace(side.spec, load=ctx.spec.load, cells=ctx.spec.cells)
+    ctx.app_env, ctx.question_ids = db.app_env, db.question_ids
+    try:
+        yield
+    finally:
+        ctx.spec, ctx.app_env, ctx.question_ids = saved
+
+
+def _calibrate(ctx: Context, side: Side, db: SideDb, cell: Cell) -> Levels:
+    probe_spec = replace(ctx.spec, load=calibrate.probe_load(ctx.spec.load))
+    probes: list[calibrate.Probe] = []
+    with _as_side(ctx, side, db), ExitStack() as stack:
+        target = start_cell_stack(ctx, stack, cell, db.cluster, f"calibrate-{cell.label}")
+        for users in calibrate.probe_levels():
+            result = step.measure_step(
+                probe_spec, target, users=users, repeat=1, processes=1,
+                step_dir=ctx.run_dir / "raw" / "calibration" / cell.label / f"u{users}",
+                locust_log=ctx.run_dir / "logs" / f"locust-calibrate-{cell.label}-u{users}.log",
+            )  # fmt: skip
+            probes.append(calibrate.judge(result.row, ctx.spec.thresholds))
+            if not probes[-1].held:
+                break
+    knee = calibrate.knee(probes)
+    failed_at = probes[-1].users if not probes[-1].held else 2 * probes[-1].users
+    levels = Levels(knee, max(calibrate.MIN_USERS, knee // 2), max(failed_at * 3 // 2, 10))
+    ctx.rec.manifest.setdefault("calibration", {})[cell.label] = {
+        "knee_users": knee, "low_users": levels.low, "high_users": levels.high,
+        "probes": [asdict(p) for p in probes],
+    }  # fmt: skip
+    ctx.rec.save_manifest()
+    ctx.say(f"[{cell.label}] knee {knee} users: trials at {levels.low} and {levels.high} users")
+    return levels
+
+
+@dataclass(frozen=True)
+class Slot:
+    """Where a trial sits: its block and its position (0..3) in A B B A."""
+
+    block: int
+    position: int
+
+    @property
+    def tag(self) -> str:
+        return f"b{self.block}p{self.position}"
+
+
+def _block(
+    ctx: Context,
+    sides: dict[str, Side],
+    dbs: dict[str, SideDb],
+    levels: dict[str, Levels],
+    block: int,
+) -> list[tuple[str, Trial]]:
+    out = []
+    for position, name in enumerate(ORDER):
+        for cell in ctx.spec.cells:
+            trial = _trial(
+                ctx, (sides[name], dbs[name]), cell, levels[cell.label], Slot(block, position)
+            )
+            out.append((cell.label, trial))
+    return out
+
+
+def _trial(ctx: Context, where: tuple[Side, SideDb], cell: Cell, lv: Levels, slot: Slot) -> Trial:
+    (side, db), tag, block, position = where, slot.tag, slot.block, slot.position
+    label = f"{side.name}:{cell.label}"
+    with _as_side(ctx, side, db), ExitStack() as stack:
+        target = start_cell_stack(ctx, stack, cell, db.cluster, label)  # fresh, data reset
+        low, high = (
+            step.measure_step(
+                ctx.spec,
+                target,
+                users=users,
+                repeat=block * 4 + position + 1,
+                processes=1,
+                step_dir=ctx.run_dir / "raw" / label / tag / f"u{users}",
+                locust_log=ctx.run_dir / "logs" / f"locust-{label}-{tag}-u{users}.log",
+            )
+            for users in (lv.low, lv.high)
+        )
+    for result in (low, high):
+        ctx.rec.add_step(result.row, result.failures, result.resources)
+    trial = _trial_from(side.name, block, position, low, high)
+    ctx.say(f"[{label}] {tag}: " + ", ".join(f"{k} {v:.2f}" for k, v in trial.values.items())
+            + ("" if trial.valid else f" (INVALID: {trial.invalid_reason})"))  # fmt: skip
+    return trial
+
+
+def _trial_from(
+    side: str, block: int, position: int, low: step.StepResult, high: step.StepResult
+) -> Trial:
+    row = low.row
+    app_cpu = next((r.cpu_pct for r in low.resources if r.component == "app"), math.nan)
+    values = {
+        "latency_p50_ms": row.p50_ms,
+        "latency_p95_ms": row.p95_ms,
+        # CPU % of one core over the window / requests per second = CPU ms per request.
+        "cpu_ms_per_req": app_cpu * 10 / row.rps if row.rps > 0 else math.nan,
+        "plateau_rps": high.row.ok_rps,
+    }
+    reasons = [
+        f"{which} load: {r.row.invalid_reason or r.row.status}"
+        for which, r in (("sub-knee", low), ("above-knee", high))
+        if r.row.status != "ok" or not r.row.valid
+    ]
+    http_5xx = sum(f.count for f in low.failures if f.kind.startswith("HTTP 5"))
+    return Trial(side, block, position, values, not reasons, "; ".join(reasons),
+                 row.fail_pct, http_5xx)  # fmt: skip
+
+
+def _judge(
+    cells: tuple[Cell, ...], trials: list[tuple[str, Trial]], thresholds: GateThresholds
+) -> list[MetricResult]:
+    return [
+        result
+        for cell in cells
+        for result in judge_server(
+            cell.label, [t for c, t in trials if c == cell.label], thresholds
+        )
+    ]
+
+
+def _write_outputs(
+    gate_dir: Path, results: list[MetricResult], trials: list[tuple[str, Trial]], seconds: float
+) -> list[Path]:
+    """summary.md (for $GITHUB_STEP_SUMMARY), gate.junit.xml, gate.html and trials.csv."""
+    from gatewaybench.gate.report import render_gate_html
+
+    title = "gatewaybench gate: candidate vs base"
+    summary = (
+        outputs.markdown_summary(results, title=title)
+        if results
+        else f"# {title}\n\nNo verdict: the gate did not finish.\n"
+    )
+    files = {
+        gate_dir / "summary.md": summary,
+        gate_dir / "gate.junit.xml": outputs.junit_xml(results, duration_s=seconds),
+        gate_dir / "gate.html": render_gate_html(gate_dir, results, trials),
+    }
+    for path, text in files.items():
+        write_atomic(path, text)
+    _write_trials(gate_dir / "trials.csv", trials)
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step_summary:
+        with open(step_summary, "a", encoding="utf-8") as fh:
+            fh.write(summary + "\n")
+    return [*files, gate_dir / "trials.csv"]
+
+
+def _write_trials(path: Path, trials: list[tuple[str, Trial]]) -> None:
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(TRIAL_COLUMNS)
+        for server, t in trials:
+            v = t.values
+            metrics = [f"{v[k]:.4g}" for k in TRIAL_COLUMNS[4:8]]
+            guards = [f"{t.fail_pct:.3g}", t.http_5xx, t.valid, t.invalid_reason]
+            writer.writerow([server, t.side, t.block, t.position, *metrics, *guards])
+    tmp.replace(path)

@@ -1,0 +1,119 @@
+"""The two sides of a gate: what `--base` and `--cand` name, resolved to runnable code.
+
+A side is one of:
+- `.` — this checkout as it is;
+- a `.toml` config file — this checkout with those settings (e.g. `cpu-work-ms = 2`);
+- `env:PATH` — this checkout's app served from another Python environment (a virtualenv);
+- a git ref (branch, tag, commit, `origin/main`, `HEAD~1`) — that commit's sample app in its
+  own worktree and its own environment, built with its own `make install` (its own pins).
+The measuring harness is always this checkout's: only what is measured differs.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from gatewaybench.config import build_spec
+from gatewaybench.errors import UsageError
+from gatewaybench.results.stale import temp_prefix
+from gatewaybench.spec import RunSpec
+from gatewaybench.stack.app import SAMPLE_APP_DIR
+
+REPO = SAMPLE_APP_DIR.parent
+BUILD_TIMEOUT_S = 900
+
+
+@dataclass(frozen=True)
+class Side:
+    name: str  # "base" or "cand"
+    given: str  # what the user wrote
+    kind: str  # "tree", "config", "env" or "git"
+    spec: RunSpec
+    sample_root: Path  # the sample app this side serves
+    python: Path  # the interpreter whose bin directory has the servers
+    commit: str = ""
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "given": self.given,
+            "kind": self.kind,
+            "commit": self.commit,
+            "sample_app": str(self.sample_root),
+            "python": str(self.python),
+            "django": self.spec.to_json()["django"],
+        }
+
+
+def _git(*args: str, cwd: Path = REPO) -> str:
+    out = subprocess.run(
+        ["git", *args], cwd=cwd, capture_output=True, text=True, check=False, timeout=120
+    )
+    if out.returncode != 0:
+        raise UsageError(f"git {' '.join(args)} failed: {out.stderr.strip()}", "check the ref")
+    return out.stdout.strip()
+
+
+def _is_commit(ref: str) -> str:
+    out = subprocess.run(
+        ["git", "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"],
+        cwd=REPO, capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    return out.stdout.strip() if out.returncode == 0 else ""
+
+
+@contextmanager
+def resolved_side(name: str, given: str, flags: dict[str, Any], log: TextIO) -> Iterator[Side]:
+    """The side, ready to run; a git side's worktree is removed when the gate ends."""
+    text = given.strip()
+    if text in (".", ""):
+        yield Side(name, given, "tree", build_spec(flags), SAMPLE_APP_DIR, Path(sys.executable))
+    elif text.endswith(".toml") or Path(text).is_file():
+        spec = build_spec({**flags, "config": Path(text)})
+        yield Side(name, given, "config", spec, SAMPLE_APP_DIR, Path(sys.executable))
+    elif text.startswith("env:"):
+        python = Path(text[4:]).expanduser().absolute() / "bin" / "python"
+        if not python.exists():
+            raise UsageError(f"{name} side {given!r}: {python} does not exist", "give a venv")
+        yield Side(name, given, "env", build_spec(flags), SAMPLE_APP_DIR, python)
+    else:
+        commit = _is_commit(text)
+        if not commit:
+            raise UsageError(
+                f"{name} side {given!r} is not '.', a .toml file, env:PATH or a git ref",
+                "see `gatewaybench gate --help`",
+            )
+        with _worktree(commit, log) as root:
+            python = root / ".venv" / "bin" / "python"
+            spec = build_spec(flags)
+            yield Side(name, given, "git", spec, root / "sample_app", python, commit)
+
+
+@contextmanager
+def _worktree(commit: str, log: TextIO) -> Iterator[Path]:
+    parent = Path(tempfile.mkdtemp(prefix=temp_prefix("gate")))
+    root = parent / commit[:12]
+    print(f"gatewaybench: building {commit[:12]} in {root} (its own make install)", file=log)
+    _git("worktree", "add", "--detach", str(root), commit)
+    try:
+        build = subprocess.run(
+            ["make", "-C", str(root), "install"], capture_output=True, text=True, check=False,
+            timeout=BUILD_TIMEOUT_S,
+        )  # fmt: skip
+        if build.returncode != 0:
+            raise UsageError(
+                f"`make install` failed in the worktree of {commit[:12]}: "
+                f"{(build.stderr or build.stdout).strip().splitlines()[-1:]}",
+                "check that the ref builds on its own",
+            )
+        yield root
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(root)], cwd=REPO,
+                       capture_output=True, check=False, timeout=120)  # fmt: skip
+        subprocess.run(["rm", "-rf", str(parent)], check=False, timeout=120)
