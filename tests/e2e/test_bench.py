@@ -80,7 +80,9 @@ def test_tiny_bench_end_to_end(tmp_path: Path) -> None:
     assert manifest["machine"]["cores"] >= 1
     assert "commit" in manifest["git"]
     assert manifest["spec"]["load"]["users"] == [4, 8]
-    assert manifest["servers"]["daphne"]["workers"] == 1
+    # daphne has no workers option: the budget's 2 processes are 2 instances on one socket.
+    assert manifest["servers"]["daphne"]["processes"] == 2
+    assert "gatewaybench.stack.instances" in manifest["servers"]["daphne"]["argv"]
     assert {s: manifest["servers"][s]["status"] for s in SERVERS} == dict.fromkeys(
         SERVERS, "complete"
     )
@@ -102,6 +104,33 @@ def test_tiny_bench_end_to_end(tmp_path: Path) -> None:
     assert (run_dir / "logs" / "postgres.log").is_file()
     assert not (run_dir / "pgdata").exists(), "the cluster is deleted at the end"
     assert (tmp_path / "latest").resolve() == run_dir.resolve()
+    assert_nothing_left(str(run_dir))
+
+
+def test_the_other_servers_and_variants_run_real_steps(tmp_path: Path) -> None:
+    """The four servers beyond the seed, each with a variant, under real Locust load."""
+    cells = (
+        "gunicorn-gthread+pool,gunicorn-uvicorn+async,granian-wsgi+persistent,"
+        "granian-asgi+async+pool"
+    )
+    proc = _bench(tmp_path, "--cells", cells, "--users", "6", "--window", "3", "--threads", "2")
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-3000:]
+    run_dir = Path(out.strip().splitlines()[-1])
+    rows = _rows(run_dir)
+    assert [r["server"] for r in rows] == cells.split(",")
+    assert all(r["status"] == "ok" and int(r["requests"]) > 0 for r in rows), rows
+    assert all(r["integrity"] == "exact" or r["integrity"] == "consistent" for r in rows), rows
+    servers = json.loads((run_dir / "manifest.json").read_text())["servers"]
+    assert {s: (v["runtime"]["driver"], v["runtime"]["views"]) for s, v in servers.items()} == {
+        "gunicorn-gthread+pool": ("psycopg3", "sync"),
+        "gunicorn-uvicorn+async": ("psycopg2", "async"),
+        "granian-wsgi+persistent": ("psycopg2", "sync"),
+        "granian-asgi+async+pool": ("psycopg3", "async"),
+    }
+    assert servers["gunicorn-gthread+pool"]["threads"] == "2"
+    assert servers["gunicorn-gthread+pool"]["max_db_connections"] == "4"
+    assert "Cells as run" in (run_dir / "report.html").read_text()
     assert_nothing_left(str(run_dir))
 
 
