@@ -186,7 +186,7 @@ def _record_runtime(ctx: Context, cell: Cell, label: str, info: dict[str, Any]) 
     """What the running app reports, in the manifest; a driver other than the cell's is an
     error (the cell would measure something else than its label says)."""
     ctx.rec.set_server(label, runtime=info)
-    if info.get("driver") != cell.resolved_driver:
+    if info and info.get("driver") != cell.resolved_driver:
         raise StackError(
             f"{cell.label} should run {cell.resolved_driver} but the app reports "
             f"{info.get('driver')}",

@@ -153,6 +153,8 @@ def migrate_and_seed(app_env: AppEnv, base_env: Mapping[str, str], logs: Path) -
 def runtime_info(port: int) -> dict[str, Any]:
     """The sample app's own account of what it runs (driver, pool, views, middleware)."""
     status, body = http_get(port, INFO_PATH, timeout_s=10)
+    if status == 404:
+        return {}  # an older sample app (a gate's git side) that predates /gbinfo
     if status != 200:
         raise StackError(f"GET {INFO_PATH} answered {status}", "see the app server's log")
     info: dict[str, Any] = json.loads(body)
