@@ -6,6 +6,7 @@ under it, fails that cell with the cause and the log tail, and the matrix goes o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import asdict, replace
 from typing import Any
@@ -15,6 +16,7 @@ from gatewaybench.context import Context, RunDatabase
 from gatewaybench.errors import StackError
 from gatewaybench.load import autoscale, calibrate, step
 from gatewaybench.matrix import Cell, Effective, effective
+from gatewaybench.results.rundir import RunRecorder
 from gatewaybench.servers import REGISTRY, ServerDef
 from gatewaybench.spec import RunSpec
 from gatewaybench.stack import app, nginx, pollsdb, postgres
@@ -69,16 +71,30 @@ def run_cell(ctx: Context, cell: Cell, cluster: postgres.Cluster, repeat: int) -
     server, eff = REGISTRY[cell.server], effective(cell, ctx.spec.budget)
     ctx.rec.set_server(cell.label, **_cell_facts(ctx, cell, eff), status="running")
     phase = cell.label if ctx.spec.repeat == 1 else f"{cell.label} (repeat {repeat})"
+    return unit_of_failure(
+        ctx.rec,
+        ctx.say,
+        cell.label,
+        phase,
+        lambda: _serve_and_load(ctx, cell, server, cluster, repeat),
+    )
+
+
+def unit_of_failure(
+    rec: RunRecorder, say: Callable[[str], None], label: str, phase: str, body: Callable[[], None]
+) -> bool:
+    """Run one cell's body as a recorded phase; a StackError fails the cell (with its log
+    tail in the manifest) instead of the run. Shared by both backends."""
     try:
-        with ctx.rec.phase(phase):
-            _serve_and_load(ctx, cell, server, cluster, repeat)
+        with rec.phase(phase):
+            body()
     except StackError as exc:
-        ctx.say(f"gatewaybench: {cell.label} failed: {exc.one_line()}")
+        say(f"gatewaybench: {label} failed: {exc.one_line()}")
         if exc.detail:
-            ctx.say(exc.detail)
-        ctx.rec.set_server(cell.label, status="failed", error=exc.one_line(), log_tail=exc.detail)
+            say(exc.detail)
+        rec.set_server(label, status="failed", error=exc.one_line(), log_tail=exc.detail)
         return False
-    ctx.rec.set_server(cell.label, status="complete")
+    rec.set_server(label, status="complete")
     return True
 
 

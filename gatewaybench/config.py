@@ -1,4 +1,4 @@
-"""Presets and TOML config files: where a matrix comes from before flags override it.
+"""TOML config files and the layering that turns flags into a RunSpec.
 
 Precedence, lowest first: built-in defaults < preset < config file < GATEWAYBENCH_* environment
 < command-line flags. A config file's keys are the `run` flags' names (dashes or underscores),
@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import argparse
 import tomllib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from gatewaybench.errors import UsageError
 from gatewaybench.matrix import Cell, check_cell
-from gatewaybench.servers import REGISTRY
+from gatewaybench.presets import Preset, cross_cells, preset
 from gatewaybench.spec import (
-    SEED_CELLS,
     AppSource,
     DjangoSettings,
     LoadSettings,
@@ -27,51 +25,6 @@ from gatewaybench.spec import (
     Thresholds,
     validate,
 )
-
-TUNED_THREADS = 4
-
-
-def _tuned() -> tuple[Cell, ...]:
-    """Each server with what suits it: WSGI keeps connections per thread; ASGI uses async
-    views over a bounded psycopg 3 pool (persistent connections leak under asgiref)."""
-    return tuple(
-        Cell(name, "sync", "persistent") if s.interface == "wsgi" else Cell(name, "async", "pool")
-        for name, s in REGISTRY.items()
-    )
-
-
-def _all() -> tuple[Cell, ...]:
-    """Every server x every relevant variant: WSGI x {close, persistent, pool}; ASGI x
-    {sync, async} x {close, pool} (persistent under ASGI only by asking for it)."""
-    cells: list[Cell] = []
-    for name, s in REGISTRY.items():
-        if s.interface == "wsgi":
-            cells += [Cell(name, "sync", db) for db in ("close", "persistent", "pool")]
-        else:
-            cells += [Cell(name, v, db) for v in ("sync", "async") for db in ("close", "pool")]
-    return tuple(cells)
-
-
-@dataclass(frozen=True)
-class Preset:
-    cells: tuple[Cell, ...]
-    threads: int
-    description: str
-
-
-PRESETS: dict[str, Preset] = {
-    "seed": Preset(
-        SEED_CELLS, 1, "the article: gunicorn, uvicorn, daphne, hypercorn; sync views, defaults"
-    ),
-    "tuned": Preset(_tuned(), TUNED_THREADS, "each server with the views and pool that suit it"),
-    "all": Preset(_all(), TUNED_THREADS, "every server x every relevant variant"),
-}
-
-
-def preset(name: str) -> Preset:
-    if name not in PRESETS:
-        raise UsageError(f"unknown preset {name!r}", f"choose from: {', '.join(PRESETS)}")
-    return PRESETS[name]
 
 
 def load_config(path: Path) -> dict[str, Any]:
@@ -199,70 +152,39 @@ def _choose_cells(
     return chosen.cells
 
 
-def cross_cells(
-    servers: tuple[str, ...], views: tuple[str, ...], dbs: tuple[str, ...]
-) -> tuple[Cell, ...]:
-    """Every relevant combination: async views only on ASGI, persistent connections only on
-    WSGI (under ASGI they leak; ask for that cell explicitly with --cells)."""
-    cells = []
-    for name in servers:
-        wsgi = REGISTRY[name].interface == "wsgi"
-        for v in views:
-            for db in dbs:
-                if (v == "async" and wsgi) or (db == "persistent" and not wsgi):
-                    continue
-                cells.append(Cell(name, v, db))
-    if not cells:
-        raise UsageError(
-            "no relevant cell in servers x views x db (async views need ASGI servers, "
-            "persistent connections WSGI ones)",
-            "widen the lists, or name cells with --cells",
-        )
-    return tuple(cells)
+# flag dest -> field, per section of the spec; a flag not given leaves the dataclass default.
+LOAD_FIELDS = {"users": "users", "ramp": "ramp_s", "warmup": "warmup_s", "window": "window_s",
+               "client_timeout": "client_timeout_s", "stop_timeout": "stop_timeout_s",
+               "processes": "processes"}  # fmt: skip
+NGINX_FIELDS = {"nginx_worker_processes": "worker_processes", "nginx_port": "port",
+                "nginx_worker_connections": "worker_connections",
+                "nginx_backlog": "listen_backlog"}  # fmt: skip
+POSTGRES_FIELDS = {"pg_max_connections": "max_connections", "pg_port": "port"}
+DJANGO_FIELDS = {"conn_max_age": "conn_max_age", "cpu_work_ms": "cpu_work_ms",
+                 "questions": "questions", "choices": "choices"}  # fmt: skip
+THRESHOLD_FIELDS = {"slo_ms": "slo_ms", "capacity_fail_pct": "fail_pct"}
+TOP_FIELDS = {"workers": "workers", "preset": "preset", "label": "label",
+              "reports_dir": "reports_dir", "app_port": "app_port", "repeat": "repeat"}  # fmt: skip
+
+
+def _pick(v: dict[str, Any], fields: dict[str, str]) -> dict[str, Any]:
+    return {field: v[dest] for dest, field in fields.items() if dest in v}
 
 
 def _spec(v: dict[str, Any]) -> RunSpec:
-    d, ld, nd = RunSpec(), LoadSettings(), NginxSettings()
-    pd, dd, td = PostgresSettings(), DjangoSettings(), Thresholds()
+    nginx = _pick(v, NGINX_FIELDS)
+    if v.get("no_access_log"):
+        nginx["access_log"] = False
     return RunSpec(
         cells=v["cells"],
-        workers=v.get("workers", d.workers),
         threads=v["threads"],
-        preset=v.get("preset", d.preset),
-        label=v.get("label", d.label),
-        reports_dir=v.get("reports_dir", d.reports_dir),
-        load=LoadSettings(
-            users=v.get("users", ld.users),
-            ramp_s=v.get("ramp", ld.ramp_s),
-            warmup_s=v.get("warmup", ld.warmup_s),
-            window_s=v.get("window", ld.window_s),
-            client_timeout_s=v.get("client_timeout", ld.client_timeout_s),
-            stop_timeout_s=v.get("stop_timeout", ld.stop_timeout_s),
-            processes=v.get("processes", ld.processes),
-        ),
-        nginx=NginxSettings(
-            worker_processes=v.get("nginx_worker_processes", nd.worker_processes),
-            worker_connections=v.get("nginx_worker_connections", nd.worker_connections),
-            listen_backlog=v.get("nginx_backlog", nd.listen_backlog),
-            port=v.get("nginx_port", nd.port),
-            access_log=not v.get("no_access_log", False),
-        ),
-        postgres=PostgresSettings(
-            max_connections=v.get("pg_max_connections", pd.max_connections),
-            port=v.get("pg_port", pd.port),
-        ),
-        django=DjangoSettings(
-            conn_max_age=v.get("conn_max_age", dd.conn_max_age),
-            cpu_work_ms=v.get("cpu_work_ms", dd.cpu_work_ms),
-            questions=v.get("questions", dd.questions),
-            choices=v.get("choices", dd.choices),
-        ),
-        app_port=v.get("app_port", d.app_port),
-        thresholds=Thresholds(
-            slo_ms=v.get("slo_ms", td.slo_ms), fail_pct=v.get("capacity_fail_pct", td.fail_pct)
-        ),
-        repeat=v.get("repeat", d.repeat),
+        load=LoadSettings(**_pick(v, LOAD_FIELDS)),
+        nginx=NginxSettings(**nginx),
+        postgres=PostgresSettings(**_pick(v, POSTGRES_FIELDS)),
+        django=DjangoSettings(**_pick(v, DJANGO_FIELDS)),
+        thresholds=Thresholds(**_pick(v, THRESHOLD_FIELDS)),
         app=_app_source(v),
+        **_pick(v, TOP_FIELDS),
     )
 
 

@@ -10,6 +10,7 @@ import os
 import shutil
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -74,18 +75,25 @@ def _render_report(ctx: Context) -> Path | None:
 
 
 def _run_and_classify(ctx: Context) -> tuple[str, int, str | None]:
-    """(manifest status, exit code, error) of running the matrix; never raises."""
+    return classify_matrix(lambda: _run_matrix(ctx), ctx.say)
+
+
+def classify_matrix(
+    run_matrix: Callable[[], list[str]], say: Callable[[str], None]
+) -> tuple[str, int, str | None]:
+    """(manifest status, exit code, error) of running a matrix (which returns the cells that
+    failed); never raises, so what finished is always recorded. Shared by both backends."""
     try:
-        failed = _run_matrix(ctx)
+        failed = run_matrix()
     except Interrupted as exc:
         return "interrupted", exc.exit_code, f"interrupted by signal {exc.signum}"
     except GatewaybenchError as exc:
-        ctx.say(f"gatewaybench: {exc.one_line()}")
+        say(f"gatewaybench: {exc.one_line()}")
         if exc.detail:
-            ctx.say(exc.detail)
+            say(exc.detail)
         return "failed", exc.exit_code, exc.one_line()
     except Exception as exc:  # a bug or an unexpected failure: still record what finished
-        ctx.say(traceback.format_exc())
+        say(traceback.format_exc())
         return "failed", 1, f"unexpected error: {type(exc).__name__}: {exc}"
     if failed:
         return "failed", 1, "servers failed: " + ", ".join(failed)

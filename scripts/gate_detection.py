@@ -25,18 +25,18 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _run(argv: list[str]) -> tuple[int, str]:
+def _run(argv: list[str]) -> tuple[int, str, str]:
     out = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, check=False)
-    return out.returncode, out.stdout + out.stderr
+    return out.returncode, out.stdout, out.stderr
 
 
 def stack_cpu_ms_per_request(server: str, users: int, reports: Path) -> float:
-    code, text = _run([sys.executable, "-m", "gatewaybench", "run", "--servers", server,
+    code, text, err = _run([sys.executable, "-m", "gatewaybench", "run", "--servers", server,
                        "--users", str(users), "--ramp", "2", "--warmup", "3", "--window", "15",
                        "--reports-dir", str(reports), "--label", "calibrate-slowdown"])  # fmt: skip
     run_dir = Path(text.strip().splitlines()[-1]) if code in (0, 1) else None
     if run_dir is None or not (run_dir / "resources.csv").exists():
-        raise SystemExit(f"calibration run failed:\n{text[-2000:]}")
+        raise SystemExit(f"calibration run failed:\n{err[-2000:]}")
     with (run_dir / "steps.csv").open() as fh:
         rps = float(next(csv.DictReader(fh))["ok_rps"])
     with (run_dir / "resources.csv").open() as fh:
@@ -47,7 +47,7 @@ def stack_cpu_ms_per_request(server: str, users: int, reports: Path) -> float:
 
 def gate(cand: str, server: str, reports: Path) -> tuple[int, float, str]:
     started = time.monotonic()
-    code, text = _run([sys.executable, "-m", "gatewaybench", "gate", "--base", ".", "--cand",
+    code, text, _err = _run([sys.executable, "-m", "gatewaybench", "gate", "--base", ".", "--cand",
                        cand, "--servers", server, "--reports-dir", str(reports)])  # fmt: skip
     headline = next((ln for ln in text.splitlines() if ln.startswith("**")), "(no headline)")
     return code, time.monotonic() - started, headline

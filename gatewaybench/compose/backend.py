@@ -16,7 +16,6 @@ import json
 import secrets
 import sys
 import time
-import traceback
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -25,12 +24,13 @@ from typing import Any, TextIO
 
 from gatewaybench.analysis.step import StepContext
 from gatewaybench.analysis.tables import run_summary
+from gatewaybench.cells import unit_of_failure
 from gatewaybench.compose import services as svc
 from gatewaybench.compose.engine import Engine, versions_script
 from gatewaybench.compose.model import Project, Service
 from gatewaybench.compose.render import REPO_ROOT
 from gatewaybench.compose.stats import ContainerMonitor
-from gatewaybench.errors import GatewaybenchError, Interrupted, StackError, UsageError
+from gatewaybench.errors import Interrupted, StackError, UsageError
 from gatewaybench.load import autoscale, locust_runner
 from gatewaybench.load.step import StepLogs, StepResult, analyse_measured
 from gatewaybench.matrix import Cell, effective
@@ -38,6 +38,7 @@ from gatewaybench.report.render import render_run
 from gatewaybench.results import provenance, stale
 from gatewaybench.results.files import write_json
 from gatewaybench.results.rundir import RunRecorder, create_run_dir, utc_stamp
+from gatewaybench.runner import classify_matrix
 from gatewaybench.servers import REGISTRY
 from gatewaybench.signals import interruptible
 from gatewaybench.spec import RunSpec
@@ -108,7 +109,7 @@ def run_compose(
         rec = RunRecorder.start(run_dir, manifest_base(spec, project, engine))
         ctx = Ctx(spec, rec, engine, project, log)
         ctx.say(f"gatewaybench: run directory {run_dir} (compose backend, {engine.project})")
-        status, code, error = _run_and_classify(ctx)
+        status, code, error = classify_matrix(lambda: _run_matrix(ctx), ctx.say)
         guard.disarm()
         rec.finish(status, error)
         print(run_summary(run_dir), file=out)
@@ -148,24 +149,6 @@ def manifest_base(spec: RunSpec, project: Project, engine: Engine) -> dict[str, 
         "machine": provenance.machine(),
         "git": provenance.git_info(),
     }
-
-
-def _run_and_classify(ctx: Ctx) -> tuple[str, int, str | None]:
-    try:
-        failed = _run_matrix(ctx)
-    except Interrupted as exc:
-        return "interrupted", exc.exit_code, f"interrupted by signal {exc.signum}"
-    except GatewaybenchError as exc:
-        ctx.say(f"gatewaybench: {exc.one_line()}")
-        if exc.detail:
-            ctx.say(exc.detail)
-        return "failed", exc.exit_code, exc.one_line()
-    except Exception as exc:  # a bug or an engine failure: still record what finished
-        ctx.say(traceback.format_exc())
-        return "failed", 1, f"unexpected error: {type(exc).__name__}: {exc}"
-    if failed:
-        return "failed", 1, "servers failed: " + ", ".join(failed)
-    return "complete", 0, None
 
 
 def _run_matrix(ctx: Ctx) -> list[str]:
@@ -232,17 +215,9 @@ def _run_cell(ctx: Ctx, cell: Cell, repeat: int) -> bool:
         status="running",
     )
     phase = cell.label if ctx.spec.repeat == 1 else f"{cell.label} (repeat {repeat})"
-    try:
-        with ctx.rec.phase(phase):
-            _serve_and_load(ctx, cell, service, repeat)
-    except StackError as exc:
-        ctx.say(f"gatewaybench: {cell.label} failed: {exc.one_line()}")
-        if exc.detail:
-            ctx.say(exc.detail)
-        ctx.rec.set_server(cell.label, status="failed", error=exc.one_line(), log_tail=exc.detail)
-        return False
-    ctx.rec.set_server(cell.label, status="complete")
-    return True
+    return unit_of_failure(
+        ctx.rec, ctx.say, cell.label, phase, lambda: _serve_and_load(ctx, cell, service, repeat)
+    )
 
 
 @dataclass

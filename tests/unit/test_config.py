@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from gatewaybench import cli
-from gatewaybench.config import PRESETS, cross_cells
 from gatewaybench.errors import UsageError
 from gatewaybench.matrix import Cell
+from gatewaybench.presets import PRESETS, cross_cells
 from gatewaybench.servers import REGISTRY
 from gatewaybench.spec import SEED_CELLS, RunSpec, parse_cells, sized_max_connections
 
