@@ -1,17 +1,24 @@
-"""gate.html: the verdict per server x metric and every trial, self-contained."""
+"""A gate's outputs: gate.html (the verdict per server x metric and every trial), summary.md
+(also for $GITHUB_STEP_SUMMARY), gate.junit.xml and trials.csv."""
 
 from __future__ import annotations
 
+import csv
 import json
+import os
 from pathlib import Path
 
+from gatewaybench.gate import outputs
 from gatewaybench.gate.outputs import Comparison, headline
 from gatewaybench.gate.runs import verdict_table
 from gatewaybench.gate.verdict import MetricResult, Trial, gate_exit_code
 from gatewaybench.report.render import environment
 from gatewaybench.report.tables import Cell, Table
+from gatewaybench.results.files import write_atomic
 
 METRIC_KEYS = ("latency_p50_ms", "latency_p95_ms", "cpu_ms_per_req", "plateau_rps")
+TRIAL_COLUMNS = ("server", "side", "block", "position", *METRIC_KEYS, "fail_pct", "http_5xx",
+                 "valid", "invalid_reason")  # fmt: skip
 
 
 def trials_table(trials: list[tuple[str, Trial]]) -> Table:
@@ -43,3 +50,41 @@ def render_gate_html(
             trials=trials_table(trials),
         )
     )
+
+
+def write_outputs(
+    gate_dir: Path, results: list[MetricResult], trials: list[tuple[str, Trial]], seconds: float
+) -> list[Path]:
+    """summary.md (for $GITHUB_STEP_SUMMARY), gate.junit.xml, gate.html and trials.csv."""
+    title = "gatewaybench gate: candidate vs base"
+    summary = (
+        outputs.markdown_summary(results, title=title)
+        if results
+        else f"# {title}\n\nNo verdict: the gate did not finish.\n"
+    )
+    files = {
+        gate_dir / "summary.md": summary,
+        gate_dir / "gate.junit.xml": outputs.junit_xml(results, duration_s=seconds),
+        gate_dir / "gate.html": render_gate_html(gate_dir, results, trials),
+    }
+    for path, text in files.items():
+        write_atomic(path, text)
+    _write_trials(gate_dir / "trials.csv", trials)
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step_summary:
+        with open(step_summary, "a", encoding="utf-8") as fh:
+            fh.write(summary + "\n")
+    return [*files, gate_dir / "trials.csv"]
+
+
+def _write_trials(path: Path, trials: list[tuple[str, Trial]]) -> None:
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(TRIAL_COLUMNS)
+        for server, t in trials:
+            v = t.values
+            metrics = [f"{v[k]:.4g}" for k in TRIAL_COLUMNS[4:8]]
+            guards = [f"{t.fail_pct:.3g}", t.http_5xx, t.valid, t.invalid_reason]
+            writer.writerow([server, t.side, t.block, t.position, *metrics, *guards])
+    tmp.replace(path)

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 import sys
@@ -21,14 +20,13 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, replace
-from pathlib import Path
 from typing import Any, TextIO
 
 from gatewaybench import preflight
 from gatewaybench.cells import start_cell_stack
 from gatewaybench.context import Context
 from gatewaybench.errors import GatewaybenchError, Interrupted, UsageError
-from gatewaybench.gate import outputs
+from gatewaybench.gate.report import write_outputs
 from gatewaybench.gate.sides import Side, resolved_side
 from gatewaybench.gate.verdict import (
     BASE,
@@ -44,7 +42,6 @@ from gatewaybench.gate.verdict import (
 from gatewaybench.load import calibrate, step
 from gatewaybench.matrix import Cell
 from gatewaybench.results import provenance, stale
-from gatewaybench.results.files import write_atomic
 from gatewaybench.results.rundir import RunRecorder, create_run_dir
 from gatewaybench.runner import RUN_MARKER_ENV
 from gatewaybench.signals import interruptible
@@ -54,9 +51,6 @@ from gatewaybench.stack import app, pollsdb, postgres
 ORDER = (BASE, CAND, CAND, BASE)  # one block; positions 0..3
 DEFAULT_BLOCKS = 4  # 8 pairs: the fewest for p < 0.01 with one discordant pair to spare
 TRIAL_LOAD: dict[str, Any] = {"ramp_s": 1.0, "warmup_s": 2.0, "window_s": 5, "stop_timeout_s": 3.0}
-TRIAL_COLUMNS = ("server", "side", "block", "position", "latency_p50_ms", "latency_p95_ms",
-                 "cpu_ms_per_req", "plateau_rps", "fail_pct", "http_5xx", "valid",
-                 "invalid_reason")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -102,7 +96,7 @@ def run_gate(opts: GateOptions, out: TextIO = sys.stdout, log: TextIO = sys.stde
         guard.disarm()
         rec.manifest["gate_seconds"] = round(time.monotonic() - started, 1)
         rec.finish(status, error)
-        paths = _write_outputs(gate_dir, results, trials, rec.manifest["gate_seconds"])
+        paths = write_outputs(gate_dir, results, trials, rec.manifest["gate_seconds"])
         if results:
             print((gate_dir / "summary.md").read_text(), file=out)
         for path in paths:
@@ -351,43 +345,3 @@ def _judge(
             cell.label, [t for c, t in trials if c == cell.label], thresholds
         )
     ]
-
-
-def _write_outputs(
-    gate_dir: Path, results: list[MetricResult], trials: list[tuple[str, Trial]], seconds: float
-) -> list[Path]:
-    """summary.md (for $GITHUB_STEP_SUMMARY), gate.junit.xml, gate.html and trials.csv."""
-    from gatewaybench.gate.report import render_gate_html
-
-    title = "gatewaybench gate: candidate vs base"
-    summary = (
-        outputs.markdown_summary(results, title=title)
-        if results
-        else f"# {title}\n\nNo verdict: the gate did not finish.\n"
-    )
-    files = {
-        gate_dir / "summary.md": summary,
-        gate_dir / "gate.junit.xml": outputs.junit_xml(results, duration_s=seconds),
-        gate_dir / "gate.html": render_gate_html(gate_dir, results, trials),
-    }
-    for path, text in files.items():
-        write_atomic(path, text)
-    _write_trials(gate_dir / "trials.csv", trials)
-    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if step_summary:
-        with open(step_summary, "a", encoding="utf-8") as fh:
-            fh.write(summary + "\n")
-    return [*files, gate_dir / "trials.csv"]
-
-
-def _write_trials(path: Path, trials: list[tuple[str, Trial]]) -> None:
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(TRIAL_COLUMNS)
-        for server, t in trials:
-            v = t.values
-            metrics = [f"{v[k]:.4g}" for k in TRIAL_COLUMNS[4:8]]
-            guards = [f"{t.fail_pct:.3g}", t.http_5xx, t.valid, t.invalid_reason]
-            writer.writerow([server, t.side, t.block, t.position, *metrics, *guards])
-    tmp.replace(path)
