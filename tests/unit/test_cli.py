@@ -33,6 +33,40 @@ BAD_INPUTS = [
     (["run", "--label", "a/b"], "label"),
     (["run", "--bogus"], "unrecognized arguments"),
     (["bench"], "invalid choice"),
+    (["run", "--cells", "uvicorn+fast"], "'fast' is not a views, db or driver choice"),
+    (["run", "--preset", "fastest"], "unknown preset 'fastest'"),
+    (["run", "--threads", "0"], "--threads must be positive"),
+    (["run", "--cpu-work-ms", "-1"], "--cpu-work-ms must not be negative"),
+    (
+        [
+            "run",
+            "--app-dir",
+            "/nonexistent-app",
+            "--wsgi",
+            "a.wsgi:app",
+            "--servers",
+            "gunicorn",
+            "--locustfile",
+            "/x.py",
+        ],
+        "is not a directory",
+    ),
+    (
+        [
+            "run",
+            "--app-dir",
+            "/tmp",
+            "--wsgi",
+            "a.wsgi:app",
+            "--servers",
+            "gunicorn",
+            "--locustfile",
+            "/nonexistent/locustfile.py",
+        ],
+        "is not a file",
+    ),
+    (["run", "--wsgi", "a.wsgi:app"], "only apply with --app-dir"),
+    (["compare", "/nonexistent-run-a", "/nonexistent-run-b"], "is not a run directory"),
 ]
 
 
