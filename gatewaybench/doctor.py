@@ -11,7 +11,7 @@ from gatewaybench.errors import GatewaybenchError
 from gatewaybench.servers import REGISTRY
 from gatewaybench.spec import SEED_USERS
 from gatewaybench.stack import nginx, postgres
-from gatewaybench.stack.app import SAMPLE_APP_DIR, bin_dir
+from gatewaybench.stack.app import SAMPLE_APP_DIR, bin_dir, psycopg3_dir
 from gatewaybench.stack.net import free_port
 
 
@@ -42,6 +42,20 @@ def _python_tools() -> str:
     return f"locust and {len(REGISTRY)} servers in {bin_dir()}"
 
 
+def _drivers() -> str:
+    """psycopg2 in the environment, psycopg 3 beside it and not in it (see stack/app.py)."""
+    import importlib.util
+
+    if importlib.util.find_spec("psycopg") is not None:
+        raise GatewaybenchError(
+            "psycopg 3 is importable in the harness environment: every cell would run it",
+            "pip uninstall psycopg psycopg-binary psycopg-pool (make install puts it apart)",
+        )
+    if not (psycopg3_dir() / "psycopg").is_dir():
+        raise GatewaybenchError(f"psycopg 3 is not in {psycopg3_dir()}", "run `make install`")
+    return f"psycopg2 in the environment; psycopg 3 apart in {psycopg3_dir()}"
+
+
 def _ports() -> str:
     return f"a free loopback port is available (e.g. {free_port()})"
 
@@ -61,6 +75,7 @@ CHECKS: tuple[tuple[str, Callable[[], str]], ...] = (
     ("postgres", _postgres),
     ("nginx", _nginx),
     ("python tools", _python_tools),
+    ("database drivers", _drivers),
     ("ports", _ports),
     ("fd limit", _fd_limit),
 )
