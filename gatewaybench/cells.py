@@ -18,7 +18,6 @@ from gatewaybench.load import autoscale, calibrate, step
 from gatewaybench.matrix import Cell, Effective, effective
 from gatewaybench.results.rundir import RunRecorder
 from gatewaybench.servers import REGISTRY, ServerDef
-from gatewaybench.spec import RunSpec
 from gatewaybench.stack import app, nginx, pollsdb, postgres
 from gatewaybench.stack.logs import LOG_CAP_BYTES, cap_log
 from gatewaybench.stack.verify import verify_scenario
@@ -26,10 +25,9 @@ from gatewaybench.stack.verify import verify_scenario
 
 def calibrate_steps(ctx: Context, db: RunDatabase) -> None:
     """Probe every cell (doubling users, short steps) and choose steps bracketing the knees."""
-    probe_spec = replace(ctx.spec, load=calibrate.probe_load(ctx.spec.load))
     knees: dict[str, int] = {}
     for cell in ctx.spec.cells:
-        probes = _probe_cell(ctx, probe_spec, cell, db.ensure_alive())
+        probes = probe_cell(ctx, cell, db.ensure_alive())
         knees[cell.label] = calibrate.knee(probes)
         ctx.rec.manifest.setdefault("calibration", {})[cell.label] = {
             "knee_users": knees[cell.label],
@@ -43,13 +41,15 @@ def calibrate_steps(ctx: Context, db: RunDatabase) -> None:
     ctx.say(f"gatewaybench: calibrated steps: {', '.join(map(str, ctx.users))} users")
 
 
-def _probe_cell(
-    ctx: Context, probe_spec: RunSpec, cell: Cell, cluster: postgres.Cluster
+def probe_cell(
+    ctx: Context, cell: Cell, cluster: postgres.Cluster, label: str = ""
 ) -> list[calibrate.Probe]:
+    """Short steps at doubling users on a fresh stack, until one does not hold."""
+    probe_spec = replace(ctx.spec, load=calibrate.probe_load(ctx.spec.load))
     probes: list[calibrate.Probe] = []
     raw = ctx.run_dir / "raw" / "calibration" / cell.label
     with ExitStack() as stack:
-        target = start_cell_stack(ctx, stack, cell, cluster)
+        target = start_cell_stack(ctx, stack, cell, cluster, label)
         for users in calibrate.probe_levels():
             result = step.measure_step(
                 probe_spec,

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, TextIO
 
 from gatewaybench import preflight
-from gatewaybench.cells import start_cell_stack
+from gatewaybench.cells import probe_cell, start_cell_stack
 from gatewaybench.context import Context
 from gatewaybench.errors import GatewaybenchError, Interrupted, UsageError
 from gatewaybench.gate.report import write_outputs
@@ -234,19 +234,8 @@ def _as_side(ctx: Context, side: Side, db: SideDb) -> Iterator[None]:
 
 
 def _calibrate(ctx: Context, side: Side, db: SideDb, cell: Cell) -> Levels:
-    probe_spec = replace(ctx.spec, load=calibrate.probe_load(ctx.spec.load))
-    probes: list[calibrate.Probe] = []
-    with _as_side(ctx, side, db), ExitStack() as stack:
-        target = start_cell_stack(ctx, stack, cell, db.cluster, f"calibrate-{cell.label}")
-        for users in calibrate.probe_levels():
-            result = step.measure_step(
-                probe_spec, target, users=users, repeat=1, processes=1,
-                step_dir=ctx.run_dir / "raw" / "calibration" / cell.label / f"u{users}",
-                locust_log=ctx.run_dir / "logs" / f"locust-calibrate-{cell.label}-u{users}.log",
-            )  # fmt: skip
-            probes.append(calibrate.judge(result.row, ctx.spec.thresholds))
-            if not probes[-1].held:
-                break
+    with _as_side(ctx, side, db):
+        probes = probe_cell(ctx, cell, db.cluster, f"calibrate-{cell.label}")
     knee = calibrate.knee(probes)
     failed_at = probes[-1].users if not probes[-1].held else 2 * probes[-1].users
     levels = Levels(knee, max(calibrate.MIN_USERS, knee // 2), max(failed_at * 3 // 2, 10))
