@@ -17,6 +17,7 @@ import math
 import os
 import sys
 import time
+import traceback
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, replace
@@ -156,6 +157,9 @@ def _run_and_classify(
         if exc.detail:
             ctx.say(exc.detail)
         return "failed", [], trials, exc.one_line()
+    except Exception as exc:  # a bug: still write what was measured, and no verdict
+        ctx.say(traceback.format_exc())
+        return "failed", [], trials, f"unexpected error: {type(exc).__name__}: {exc}"
     return "complete", results, trials, None
 
 
@@ -163,7 +167,7 @@ def _gate(
     ctx: Context, sides: dict[str, Side], opts: GateOptions, trials: list[tuple[str, Trial]]
 ) -> list[MetricResult]:
     spec = ctx.spec
-    with ctx.rec.phase("postgres"), _cluster(ctx) as cluster:
+    with _cluster(ctx) as cluster:
         dbs = {name: _side_database(ctx, cluster, side) for name, side in sides.items()}
         levels = _given_levels(spec, opts) or {}
         with ctx.rec.phase("calibrate (base)"):
@@ -198,10 +202,17 @@ def _given_levels(spec: RunSpec, opts: GateOptions) -> dict[str, Levels] | None:
 @contextmanager
 def _cluster(ctx: Context) -> Iterator[postgres.Cluster]:
     settings = replace(ctx.spec.postgres, max_connections=sized_max_connections(ctx.spec))
-    logs = ctx.run_dir / "logs"
-    with postgres.running_cluster(
-        ctx.resolved.pg_bins, ctx.run_dir, logs, ctx.resolved.pg_port, settings
-    ) as cluster:
+    with ExitStack() as stack:
+        with ctx.rec.phase("postgres"):
+            cluster = stack.enter_context(
+                postgres.running_cluster(
+                    ctx.resolved.pg_bins,
+                    ctx.run_dir,
+                    ctx.run_dir / "logs",
+                    ctx.resolved.pg_port,
+                    settings,
+                )
+            )
         yield cluster
 
 
