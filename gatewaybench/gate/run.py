@@ -50,6 +50,11 @@ from gatewaybench.spec import RunSpec, sized_max_connections
 from gatewaybench.stack import app, pollsdb, postgres
 
 ORDER = (BASE, CAND, CAND, BASE)  # one block; positions 0..3
+SUB_KNEE = ("latency_p50_ms", "latency_p95_ms", "cpu_ms_per_req")
+ABOVE_KNEE = ("plateau_rps",)
+# Past its knee a closed loop cycles slowly (think time + seconds of queueing per task): the
+# above-knee step gets at least this much warm-up to settle before its window.
+ABOVE_KNEE_WARMUP_S = 5.0
 DEFAULT_BLOCKS = 4  # 8 pairs: the fewest for p < 0.01 with one discordant pair to spare
 TRIAL_LOAD: dict[str, Any] = {"ramp_s": 1.0, "warmup_s": 2.0, "window_s": 5, "stop_timeout_s": 3.0}
 
@@ -293,9 +298,13 @@ def _trial(ctx: Context, where: tuple[Side, SideDb], cell: Cell, lv: Levels, slo
     label = f"{side.name}:{cell.label}"
     with _as_side(ctx, side, db), ExitStack() as stack:
         target = start_cell_stack(ctx, stack, cell, db.cluster, label)  # fresh, data reset
+        above = replace(
+            ctx.spec,
+            load=replace(ctx.spec.load, warmup_s=max(ctx.spec.load.warmup_s, ABOVE_KNEE_WARMUP_S)),
+        )
         low, high = (
             step.measure_step(
-                ctx.spec,
+                ctx.spec if users == lv.low else above,
                 target,
                 users=users,
                 repeat=block * 4 + position + 1,
@@ -309,7 +318,7 @@ def _trial(ctx: Context, where: tuple[Side, SideDb], cell: Cell, lv: Levels, slo
         ctx.rec.add_step(result.row, result.failures, result.resources)
     trial = _trial_from(side.name, block, position, low, high)
     ctx.say(f"[{label}] {tag}: " + ", ".join(f"{k} {v:.2f}" for k, v in trial.values.items())
-            + ("" if trial.valid else f" (INVALID: {trial.invalid_reason})"))  # fmt: skip
+            + (f" (INVALID {trial.invalid_reason})" if trial.invalid_reason else ""))  # fmt: skip
     return trial
 
 
@@ -325,14 +334,16 @@ def _trial_from(
         "cpu_ms_per_req": app_cpu * 10 / row.rps if row.rps > 0 else math.nan,
         "plateau_rps": high.row.ok_rps,
     }
-    reasons = [
-        f"{which} load: {r.row.invalid_reason or r.row.status}"
-        for which, r in (("sub-knee", low), ("above-knee", high))
-        if r.row.status != "ok" or not r.row.valid
-    ]
+    # Each step vouches only for its own metrics: a plateau step the generator could not hold
+    # must not throw away that trial's sub-knee latency and CPU, nor the other way round.
+    reasons = []
+    for which, result, metrics in (("sub-knee", low, SUB_KNEE), ("above-knee", high, ABOVE_KNEE)):
+        if result.row.status != "ok" or not result.row.valid:
+            reasons.append(f"{which} load: {result.row.invalid_reason or result.row.status}")
+            values.update(dict.fromkeys(metrics, math.nan))
     http_5xx = sum(f.count for f in low.failures if f.kind.startswith("HTTP 5"))
-    return Trial(side, block, position, values, not reasons, "; ".join(reasons),
-                 row.fail_pct, http_5xx)  # fmt: skip
+    valid = len(reasons) < 2
+    return Trial(side, block, position, values, valid, "; ".join(reasons), row.fail_pct, http_5xx)
 
 
 def _judge(
