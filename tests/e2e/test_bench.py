@@ -138,7 +138,10 @@ def test_the_other_servers_and_variants_run_real_steps(tmp_path: Path) -> None:
 def test_interrupt_mid_run_keeps_finished_steps_and_leaves_nothing(
     tmp_path: Path, sig: int, code: int
 ) -> None:
-    proc = _bench(tmp_path, "--servers", "gunicorn,uvicorn", "--label", "intr")
+    # Many steps after the first: the signal must land mid-run even if this test is slow to
+    # notice the first row (the run ends at the signal, so they cost nothing).
+    proc = _bench(tmp_path, "--servers", "gunicorn,uvicorn", "--label", "intr",
+                  "--users", "4,8,12,16,20")  # fmt: skip
     deadline = time.monotonic() + 300
     run_dir: Path | None = None
     while time.monotonic() < deadline:
