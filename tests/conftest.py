@@ -60,3 +60,15 @@ def assert_nothing_left(marker: str, grace_s: float = 5.0, *, children: bool = T
 @pytest.fixture
 def repo() -> Path:
     return REPO
+
+
+GOLDEN = Path(__file__).resolve().parent / "golden"
+
+
+def check_golden(name: str, text: str) -> None:
+    """Compare with tests/golden/NAME byte for byte; GATEWAYBENCH_UPDATE_GOLDEN=1 rewrites it."""
+    path = GOLDEN / name
+    if os.environ.get("GATEWAYBENCH_UPDATE_GOLDEN"):
+        path.write_text(text)
+    assert path.is_file(), f"no golden file {path}; run with GATEWAYBENCH_UPDATE_GOLDEN=1"
+    assert text == path.read_text(), f"{name} differs from its golden file"

@@ -17,7 +17,6 @@ import math
 import os
 import sys
 import time
-import traceback
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, replace
@@ -26,7 +25,7 @@ from typing import Any, TextIO
 from gatewaybench import preflight
 from gatewaybench.cells import probe_cell, start_cell_stack
 from gatewaybench.context import Context
-from gatewaybench.errors import GatewaybenchError, Interrupted, UsageError
+from gatewaybench.errors import Interrupted, UsageError
 from gatewaybench.gate.report import write_outputs
 from gatewaybench.gate.sides import Side, resolved_side
 from gatewaybench.gate.verdict import (
@@ -44,7 +43,7 @@ from gatewaybench.load import calibrate, step
 from gatewaybench.matrix import Cell
 from gatewaybench.results import provenance, stale
 from gatewaybench.results.rundir import RunRecorder, create_run_dir
-from gatewaybench.runner import RUN_MARKER_ENV
+from gatewaybench.runner import RUN_MARKER_ENV, classify_matrix
 from gatewaybench.signals import interruptible
 from gatewaybench.spec import RunSpec, sized_max_connections
 from gatewaybench.stack import app, pollsdb, postgres
@@ -152,20 +151,16 @@ def _manifest(spec: RunSpec, base: Side, cand: Side, opts: GateOptions) -> dict[
 def _run_and_classify(
     ctx: Context, base: Side, cand: Side, opts: GateOptions
 ) -> tuple[str, list[MetricResult], list[tuple[str, Trial]], str | None]:
+    """The runner's classification, so a gate fails, or is interrupted, like a run does."""
     trials: list[tuple[str, Trial]] = []
-    try:
-        results = _gate(ctx, {BASE: base, CAND: cand}, opts, trials)
-    except Interrupted as exc:
-        return "interrupted", [], trials, f"interrupted by signal {exc.signum}"
-    except GatewaybenchError as exc:
-        ctx.say(f"gatewaybench: {exc.one_line()}")
-        if exc.detail:
-            ctx.say(exc.detail)
-        return "failed", [], trials, exc.one_line()
-    except Exception as exc:  # a bug: still write what was measured, and no verdict
-        ctx.say(traceback.format_exc())
-        return "failed", [], trials, f"unexpected error: {type(exc).__name__}: {exc}"
-    return "complete", results, trials, None
+    results: list[MetricResult] = []
+
+    def run() -> list[str]:
+        results.extend(_gate(ctx, {BASE: base, CAND: cand}, opts, trials))
+        return []
+
+    status, _code, error = classify_matrix(run, ctx.say)
+    return status, results, trials, error
 
 
 def _gate(

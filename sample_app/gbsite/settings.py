@@ -108,7 +108,7 @@ MIDDLEWARE = [
 if GB_CPU_WORK_MS > 0:
     MIDDLEWARE.insert(0, "polls.cpuwork.CpuWorkMiddleware")
 
-ROOT_URLCONF = "gbsite.urls" if GB_VIEWS == "sync" else "gbsite.urls_async"
+ROOT_URLCONF = "gbsite.urls"
 
 TEMPLATES = [
     {

@@ -7,10 +7,8 @@ Set GATEWAYBENCH_UPDATE_GOLDEN=1 to rewrite the golden files after an intended c
 from __future__ import annotations
 
 import math
-import os
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
-from pathlib import Path
 
 import pytest
 
@@ -23,16 +21,7 @@ from gatewaybench.gate.verdict import (
     guard_result,
     judge_metric,
 )
-
-GOLDEN = Path(__file__).resolve().parents[1] / "golden"
-
-
-def _check_golden(name: str, text: str) -> None:
-    path = GOLDEN / name
-    if os.environ.get("GATEWAYBENCH_UPDATE_GOLDEN"):
-        path.write_text(text)
-    assert path.is_file(), f"no golden file {path}; run with GATEWAYBENCH_UPDATE_GOLDEN=1"
-    assert text == path.read_text(), f"{name} differs from its golden file"
+from tests.conftest import check_golden
 
 
 def trials(
@@ -85,8 +74,8 @@ def test_sample_covers_every_verdict() -> None:
 
 def test_outputs_match_golden() -> None:
     results = sample_results()
-    _check_golden("gate.junit.xml", junit_xml(results, duration_s=754.25))
-    _check_golden("gate.summary.md", markdown_summary(results, title="Gate: main vs PR 42"))
+    check_golden("gate.junit.xml", junit_xml(results, duration_s=754.25))
+    check_golden("gate.summary.md", markdown_summary(results, title="Gate: main vs PR 42"))
 
 
 def test_junit_structure_and_escaping() -> None:

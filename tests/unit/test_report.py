@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import shutil
 from pathlib import Path
@@ -16,18 +15,10 @@ import pytest
 
 from gatewaybench import cli
 from gatewaybench.report.render import render_run
+from tests.conftest import check_golden
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "run-small"
-GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 IMG_RE = re.compile(r'src="data:image/svg\+xml;base64,[^"]+"')
-
-
-def _check_golden(name: str, text: str) -> None:
-    path = GOLDEN / name
-    if os.environ.get("GATEWAYBENCH_UPDATE_GOLDEN"):
-        path.write_text(text)
-    assert path.is_file(), f"no golden file {path}; run with GATEWAYBENCH_UPDATE_GOLDEN=1"
-    assert text == path.read_text(), f"{name} differs from its golden file"
 
 
 @pytest.fixture
@@ -50,9 +41,9 @@ def test_report_files_match_golden(run_dir: Path) -> None:
     paths = render_run(run_dir)
     assert [p.name for p in paths] == ["report.html", "summary.md", "results.json"]
     html = (run_dir / "report.html").read_text()
-    _check_golden("report.structure.html", IMG_RE.sub('src="(figure)"', html))
-    _check_golden("summary.md", (run_dir / "summary.md").read_text())
-    _check_golden("results.json", (run_dir / "results.json").read_text())
+    check_golden("report.structure.html", IMG_RE.sub('src="(figure)"', html))
+    check_golden("summary.md", (run_dir / "summary.md").read_text())
+    check_golden("results.json", (run_dir / "results.json").read_text())
     after = _digests(run_dir)
     assert {k: after[k] for k in raw_before} == raw_before, "report modified raw data"
 
