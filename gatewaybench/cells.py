@@ -18,6 +18,7 @@ from gatewaybench.load import autoscale, calibrate, step
 from gatewaybench.matrix import Cell, Effective, effective
 from gatewaybench.results.rundir import RunRecorder
 from gatewaybench.servers import REGISTRY, ServerDef
+from gatewaybench.signals import checkpoint
 from gatewaybench.stack import app, nginx, pollsdb, postgres
 from gatewaybench.stack.logs import LOG_CAP_BYTES, cap_log
 from gatewaybench.stack.verify import verify_scenario
@@ -224,6 +225,7 @@ def _run_steps(ctx: Context, cell: Cell, target: step.Stack, repeat: int) -> Non
     auto = ctx.spec.load.processes == 0
     processes, previous = (1 if auto else ctx.spec.load.processes), None
     for users in ctx.users:
+        checkpoint()
         if auto:
             processes = autoscale.next_processes(processes, previous, users)
         result = step.measure_step(

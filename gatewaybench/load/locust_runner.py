@@ -7,11 +7,14 @@ failed: that is a finished step, not a crash; a crash is a step without records.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from gatewaybench.signals import checkpoint
 from gatewaybench.spec import LoadSettings
 from gatewaybench.stack import process
 from gatewaybench.stack.app import bin_dir
@@ -22,6 +25,7 @@ LOCUSTFILE = Path(__file__).resolve().parents[2] / "loadtests" / "locustfile.py"
 HARNESS_LOCUSTFILE = LOCUSTFILE.with_name("harness.py")
 HARD_CAP_SLACK_S = 30  # --run-time backstop, in case the scenario's own stop never fires
 WAIT_SLACK_S = 60  # beyond run time + drain, the harness stops Locust itself
+WAIT_POLL_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -102,9 +106,13 @@ def start_step(
 
 def wait_step(proc: process.ManagedProcess, load: LoadSettings) -> int | None:
     """Wait for the step to end by itself. Returns Locust's exit code (None: we had to stop it)."""
+    deadline = time.monotonic() + run_time_cap_s(load) + load.stop_timeout_s + WAIT_SLACK_S
     try:
-        return proc.popen.wait(timeout=run_time_cap_s(load) + load.stop_timeout_s + WAIT_SLACK_S)
-    except subprocess.TimeoutExpired:
+        while time.monotonic() < deadline:
+            checkpoint()  # short waits: a signal whose exception was lost still ends the step
+            left = deadline - time.monotonic()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                return proc.popen.wait(timeout=max(0.0, min(WAIT_POLL_S, left)))
         return None
     finally:
         proc.stop(timeout_s=load.stop_timeout_s + 5)

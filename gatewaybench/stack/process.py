@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gatewaybench.errors import Interrupted, StackError
+from gatewaybench.signals import checkpoint
 
 PR_SET_PDEATHSIG = 1
 POLL_INTERVAL_S = 0.1
@@ -209,4 +210,5 @@ def wait_until(
                 f"see {proc.log_path}",
                 proc.log_tail(),
             )
+        checkpoint()
         time.sleep(POLL_INTERVAL_S)
