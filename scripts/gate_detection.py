@@ -9,18 +9,24 @@
 2. Runs the gate K times base-vs-base and K times base-vs-slower, interleaved so drift of the
    machine hits both alike, and prints the detection rate (exit 1 on the slower candidate),
    the false-alarm rate (exit 1 on no change), the inconclusive counts and the gate times.
+
+Every gate is appended to --results (JSON lines) with a fingerprint of the code it measured, and
+the summary counts every recorded gate of the same code: K=10 (about 3 h here) can be run in
+parts, e.g. `--k 5 --cpu-work-ms X` twice, X being the first part's calibrated work.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -28,6 +34,15 @@ REPO = Path(__file__).resolve().parents[1]
 def _run(argv: list[str]) -> tuple[int, str, str]:
     out = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, check=False)
     return out.returncode, out.stdout, out.stderr
+
+
+def code_fingerprint() -> str:
+    """What was measured and how: the harness and the sample app, not the reports."""
+    digest = hashlib.sha256()
+    for path in sorted([*REPO.glob("gatewaybench/**/*.py"), *REPO.glob("sample_app/**/*.py")]):
+        digest.update(path.relative_to(REPO).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def stack_cpu_ms_per_request(server: str, users: int, reports: Path) -> float:
@@ -45,45 +60,75 @@ def stack_cpu_ms_per_request(server: str, users: int, reports: Path) -> float:
     return cpu * 10 / rps
 
 
-def gate(cand: str, server: str, reports: Path) -> tuple[int, float, str]:
+def gate(cand: str, server: str, reports: Path) -> dict[str, Any]:
     started = time.monotonic()
     code, text, _err = _run([sys.executable, "-m", "gatewaybench", "gate", "--base", ".", "--cand",
                        cand, "--servers", server, "--reports-dir", str(reports)])  # fmt: skip
-    headline = next((ln for ln in text.splitlines() if ln.startswith("**")), "(no headline)")
-    return code, time.monotonic() - started, headline
+    lines = text.strip().splitlines()
+    return {
+        "exit": code,
+        "minutes": round((time.monotonic() - started) / 60, 2),
+        "headline": next((ln for ln in lines if ln.startswith("**")), "(no headline)"),
+        "decided_by": [ln for ln in lines if ln.startswith("- **")],
+        "gate_dir": lines[-1] if lines else "",
+    }
+
+
+def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for kind in ("same", "slower"):
+        runs = [r for r in records if r["kind"] == kind]
+        out[kind] = {
+            "gates": len(runs),
+            "regression": sum(r["exit"] == 1 for r in runs),
+            "inconclusive": sum(r["exit"] == 3 for r in runs),
+            "pass": sum(r["exit"] == 0 for r in runs),
+            "other": sum(r["exit"] not in (0, 1, 3) for r in runs),
+            "max_minutes": max((r["minutes"] for r in runs), default=0),
+        }
+    return out
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--slowdown-pct", type=float, default=10.0)
+    p.add_argument("--cpu-work-ms", type=float, help="skip the calibration: the slower side's work")
     p.add_argument("--server", default="gunicorn")
     p.add_argument("--plateau-users", type=int, default=300)
     p.add_argument("--reports-dir", type=Path, default=REPO / "reports" / "gate-detection")
+    p.add_argument("--results", type=Path, help="JSON lines (default: REPORTS_DIR/results.jsonl)")
     a = p.parse_args()
     a.reports_dir.mkdir(parents=True, exist_ok=True)
-    total = stack_cpu_ms_per_request(a.server, a.plateau_users, a.reports_dir)
-    s = a.slowdown_pct / 100
-    work = (1 / (1 - s) - 1) * total
-    print(f"stack CPU per request at the plateau: {total:.2f} ms; {a.slowdown_pct:g} % slower "
-          f"= +{work:.2f} ms of CPU work per request", flush=True)  # fmt: skip
+    results = a.results or a.reports_dir / "results.jsonl"
+    fingerprint = code_fingerprint()
+    work = a.cpu_work_ms
+    if work is None:
+        total = stack_cpu_ms_per_request(a.server, a.plateau_users, a.reports_dir)
+        work = (1 / (1 - a.slowdown_pct / 100) - 1) * total
+        print(f"stack CPU per request at the plateau: {total:.2f} ms; {a.slowdown_pct:g} % "
+              f"slower = +{work:.2f} ms of CPU work per request", flush=True)  # fmt: skip
     slower = Path(tempfile.mkdtemp()) / "slower.toml"
     slower.write_text(f"cpu-work-ms = {work:.3f}\n")
-    outcomes: dict[str, list[tuple[int, float, str]]] = {"same": [], "slower": []}
     for i in range(a.k):
-        for name, cand in (("same", "."), ("slower", str(slower))):
-            result = gate(cand, a.server, a.reports_dir)
-            outcomes[name].append(result)
-            print(f"[{i + 1}/{a.k}] {name}: exit {result[0]} in {result[1] / 60:.1f} min "
-                  f"{result[2]}", flush=True)  # fmt: skip
-    summary = {name: {"regression": sum(c == 1 for c, _, _ in runs),
-                      "inconclusive": sum(c == 3 for c, _, _ in runs),
-                      "pass": sum(c == 0 for c, _, _ in runs),
-                      "max_minutes": round(max(t for _, t, _ in runs) / 60, 1)}
-               for name, runs in outcomes.items()}  # fmt: skip
-    print(json.dumps({"cpu_work_ms": round(work, 3), "k": a.k, **summary}, indent=2))
-    print(f"detected {summary['slower']['regression']}/{a.k}; "
-          f"false alarms {summary['same']['regression']}/{a.k}")  # fmt: skip
+        for kind, cand in (("same", "."), ("slower", str(slower))):
+            record = {"kind": kind, "code": fingerprint, "server": a.server,
+                      "cpu_work_ms": round(work, 3)}  # fmt: skip
+            record |= gate(cand, a.server, a.reports_dir)
+            with results.open("a") as fh:
+                fh.write(json.dumps(record) + "\n")
+            print(f"[{i + 1}/{a.k}] {kind}: exit {record['exit']} in {record['minutes']:.1f} min "
+                  f"{record['headline']}", flush=True)  # fmt: skip
+    recorded = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
+    mine = [r for r in recorded if r["code"] == fingerprint and r["server"] == a.server]
+    summary = summarise(mine)
+    print(json.dumps({"code": fingerprint, "cpu_work_ms": sorted({r["cpu_work_ms"] for r in mine}),
+                      **summary}, indent=2))  # fmt: skip
+    print(
+        f"detected {summary['slower']['regression']}/{summary['slower']['gates']}; "
+        f"false alarms {summary['same']['regression']}/{summary['same']['gates']}; "
+        f"base-vs-base passed {summary['same']['pass']}/{summary['same']['gates']}"
+    )
     return 0
 
 

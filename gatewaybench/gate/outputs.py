@@ -32,6 +32,7 @@ INVALID_XML_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 BADGES = {
     Verdict.REGRESSION: "❌ regression",
     Verdict.INCONCLUSIVE: "⚠️ inconclusive",
+    Verdict.NOT_JUDGED: "⚪ not judged",
     Verdict.WARN: "🟡 warn",
     Verdict.BETTER: "🟢 better",
     Verdict.NO_CHANGE: "✅ no change",
@@ -45,15 +46,15 @@ def junit_xml(
     timestamp: str | None = None,
 ) -> str:
     """One testcase per result (classname = server, name = metric): a regression is a failure,
-    an inconclusive result an error (the gate could not test), anything else passes with its
-    message as system-out."""
+    an inconclusive result an error (the gate could not test), a metric not judged is skipped,
+    anything else passes with its message as system-out."""
     counts = Counter(r.verdict for r in results)
     attrs = {
         "name": suite_name,
         "tests": str(len(results)),
         "failures": str(counts[Verdict.REGRESSION]),
         "errors": str(counts[Verdict.INCONCLUSIVE]),
-        "skipped": "0",
+        "skipped": str(counts[Verdict.NOT_JUDGED]),
         "time": f"{duration_s:.3f}",
     }
     root = ET.Element("testsuites", attrs)
@@ -74,6 +75,9 @@ def _outcome(case: ET.Element, result: MetricResult) -> None:
         tag = "failure"
     elif result.verdict == Verdict.INCONCLUSIVE:
         tag = "error"
+    elif result.verdict == Verdict.NOT_JUDGED:
+        ET.SubElement(case, "skipped", {"message": _xml_safe(result.message)})
+        return
     else:
         ET.SubElement(case, "system-out").text = _xml_safe(f"{result.verdict}: {result.message}")
         return

@@ -8,7 +8,7 @@
 3. Trials run in blocks A B B A. Before every trial the app server and nginx are started
    afresh and the side's votes are reset; PostgreSQL stays up for both sides alike.
 4. gate/verdict.py judges the paired log-ratios; when the only failures are inconclusive, the
-   gate runs the blocks once more and judges all of them together.
+   gate runs half as many blocks again and judges all of them together.
 """
 
 from __future__ import annotations
@@ -55,7 +55,9 @@ ABOVE_KNEE = ("plateau_rps",)
 # above-knee step gets at least this much warm-up to settle before its window.
 ABOVE_KNEE_WARMUP_S = 5.0
 DEFAULT_BLOCKS = 4  # 8 pairs: the fewest for p < 0.01 with one discordant pair to spare
-TRIAL_LOAD: dict[str, Any] = {"ramp_s": 1.0, "warmup_s": 2.0, "window_s": 5, "stop_timeout_s": 3.0}
+# 10-second windows: with 5 s, a closed loop past its knee (cycles of 3-5 s) failed Little's law
+# in half the plateau steps, and sub-knee latency varied twice as much between identical trials.
+TRIAL_LOAD: dict[str, Any] = {"ramp_s": 1.0, "warmup_s": 2.0, "window_s": 10, "stop_timeout_s": 3.0}
 
 
 @dataclass(frozen=True)
@@ -174,16 +176,25 @@ def _gate(
             for cell in spec.cells:
                 if cell.label not in levels:
                     levels[cell.label] = _calibrate(ctx, sides[BASE], dbs[BASE], cell)
-        rounds = 2 if opts.rerun else 1
-        for round_no in range(rounds):
-            with ctx.rec.phase(f"trials (round {round_no + 1})"):
-                for block in range(round_no * opts.blocks, (round_no + 1) * opts.blocks):
+        rounds = [range(opts.blocks)]
+        if opts.rerun:
+            rounds.append(range(opts.blocks, opts.blocks + rerun_blocks(opts.blocks)))
+        for round_no, blocks in enumerate(rounds, 1):
+            with ctx.rec.phase(f"trials (round {round_no})"):
+                for block in blocks:
                     trials += _block(ctx, sides, dbs, levels, block)
             results = _judge(spec.cells, trials, opts.thresholds)
-            if not needs_rerun(results) or round_no + 1 == rounds:
+            if not needs_rerun(results) or round_no == len(rounds):
                 break
-            ctx.say("gatewaybench: inconclusive; running the blocks once more")
+            ctx.say(f"gatewaybench: inconclusive; running {len(rounds[1])} more blocks "
+                    "and judging all of them together")  # fmt: skip
         return results
+
+
+def rerun_blocks(blocks: int) -> int:
+    """The re-run's blocks: half as many again (at least two, one more pair per metric than a
+    single discordant trial can spoil), so a re-run gate still fits its 15 minutes."""
+    return max(2, blocks // 2)
 
 
 def _given_levels(spec: RunSpec, opts: GateOptions) -> dict[str, Levels] | None:

@@ -29,12 +29,20 @@ METRICS: Mapping[str, bool] = {
     "cpu_ms_per_req": False,
     "plateau_rps": True,
 }
+# The metrics that decide whether the gate can answer at all. Server CPU per request and the
+# requests/sec plateau are capacity figures, measured within a few percent from one fresh stack
+# to the next even on a shared 2-core runner. Latency below the knee moves 9-23 % between
+# identical trials there (scheduling of a dozen processes on two cores): it is judged too, and a
+# significant regression of it fails the gate, but when it is too noisy to vouch for "no change"
+# it says so (NOT_JUDGED) instead of making every gate inconclusive.
+DECIDING: tuple[str, ...] = ("cpu_ms_per_req", "plateau_rps")
 
 
 class Verdict(StrEnum):
     REGRESSION = "regression"
     WARN = "warn"
     INCONCLUSIVE = "inconclusive"
+    NOT_JUDGED = "not_judged"  # a metric that does not decide, too noisy or short of pairs
     BETTER = "better"
     NO_CHANGE = "no_change"
 
@@ -214,8 +222,11 @@ def judge_metric(
     metric: str,
     thresholds: GateThresholds = DEFAULT_THRESHOLDS,
     higher_is_better: bool | None = None,
+    *,
+    decides: bool = True,
 ) -> MetricResult:
-    """The verdict for one server and metric from its ABBA trials."""
+    """The verdict for one server and metric from its ABBA trials. A metric that does not decide
+    is NOT_JUDGED where a deciding one would be INCONCLUSIVE."""
     if higher_is_better is None:
         higher_is_better = METRICS[metric]
     pairing = abba_pairs(trials)
@@ -230,6 +241,9 @@ def judge_metric(
     if len(usable) < thresholds.min_pairs:
         verdict = Verdict.INCONCLUSIVE
         message = _too_few(trials, pairing, len(usable), metric, thresholds)
+    if verdict == Verdict.INCONCLUSIVE and not decides:
+        verdict = Verdict.NOT_JUDGED
+        message = f"not judged (this metric does not decide the gate): {message}"
     return MetricResult(
         server=server,
         metric=metric,
@@ -261,15 +275,17 @@ def _too_few(
 
 
 def _decide(s: _Summary, noise_pct: float, t: GateThresholds) -> tuple[Verdict, str]:
+    worse, significant = s.change_pct, s.p_worse < t.alpha
+    p_text = f"Wilcoxon p = {format_p(s.p_worse)}"
+    # A significant regression is an answer however noisy the machine: the paired test keeps
+    # its false-alarm rate under noise. Noise only stops the gate vouching for anything else.
+    if worse > t.regress_pct and significant:
+        return Verdict.REGRESSION, f"{s.text()}, {p_text} < {t.alpha:g}"
     if noise_pct > t.max_noise_pct:
         return (
             Verdict.INCONCLUSIVE,
             f"base-vs-base noise {noise_pct:.1f} % is above {t.max_noise_pct:g} %",
         )
-    worse, significant = s.change_pct, s.p_worse < t.alpha
-    p_text = f"Wilcoxon p = {format_p(s.p_worse)}"
-    if worse > t.regress_pct and significant:
-        return Verdict.REGRESSION, f"{s.text()}, {p_text} < {t.alpha:g}"
     if worse > t.regress_pct:
         return Verdict.WARN, f"{s.text()}, not significant ({p_text} ≥ {t.alpha:g})"
     if worse >= t.warn_pct and significant:
@@ -310,14 +326,17 @@ def judge_server(
     trials: Sequence[Trial],
     thresholds: GateThresholds = DEFAULT_THRESHOLDS,
     metrics: Iterable[str] = METRICS,
+    deciding: Iterable[str] = DECIDING,
 ) -> list[MetricResult]:
     """Every metric's verdict, then the absolute guards."""
-    results = [judge_metric(server, trials, m, thresholds) for m in metrics]
+    decide = set(deciding)
+    results = [judge_metric(server, trials, m, thresholds, decides=m in decide) for m in metrics]
     return [*results, guard_result(server, trials, thresholds)]
 
 
 def gate_exit_code(results: Iterable[MetricResult]) -> int:
-    """1 on any regression, else 3 on any inconclusive result, else 0 (2 means a usage error)."""
+    """1 on any regression, else 3 on any inconclusive result, else 0 (2 means a usage error).
+    NOT_JUDGED does not count: the metrics that decide the gate had their say."""
     verdicts = {r.verdict for r in results}
     if Verdict.REGRESSION in verdicts:
         return 1

@@ -131,6 +131,41 @@ def test_noisy_base_is_inconclusive() -> None:
     assert result.noise_pct > 10
 
 
+def test_a_clear_regression_is_caught_even_when_the_base_is_noisy() -> None:
+    result = judge_metric(
+        "gunicorn", abba(2, 1.8, noise=0.12, metric="cpu_ms_per_req"), "cpu_ms_per_req"
+    )
+    assert result.noise_pct > 10  # too noisy to vouch for "no change" ...
+    assert result.verdict == Verdict.REGRESSION, result.message  # ... but not to see +80 %
+
+
+def _metrics_with_noise(seed: int, noise: dict[str, float]) -> list[Trial]:
+    rng = random.Random(seed)
+    return [
+        Trial(side, block, pos, {m: 100 * math.exp(rng.gauss(0, n)) for m, n in noise.items()})
+        for block in range(4)
+        for pos, side in enumerate(SIDES)
+    ]
+
+
+def test_noisy_latency_is_not_judged_and_leaves_the_verdict_to_capacity() -> None:
+    noise = {"latency_p50_ms": 0.3, "latency_p95_ms": 0.4, "cpu_ms_per_req": 0.02,
+             "plateau_rps": 0.02}  # fmt: skip
+    results = {r.metric: r for r in judge_server("gunicorn", _metrics_with_noise(8, noise))}
+    assert results["latency_p95_ms"].verdict == Verdict.NOT_JUDGED
+    assert results["latency_p95_ms"].message.startswith("not judged (this metric does not")
+    assert results["cpu_ms_per_req"].verdict == Verdict.NO_CHANGE
+    assert gate_exit_code(list(results.values())) == 0
+
+
+def test_a_noisy_deciding_metric_makes_the_gate_inconclusive() -> None:
+    noise = dict.fromkeys(("latency_p50_ms", "latency_p95_ms", "plateau_rps"), 0.02)
+    results = judge_server("gunicorn", _metrics_with_noise(8, {**noise, "cpu_ms_per_req": 0.3}))
+    cpu = next(r for r in results if r.metric == "cpu_ms_per_req")
+    assert cpu.verdict == Verdict.INCONCLUSIVE
+    assert gate_exit_code(results) == 3 and needs_rerun(results)
+
+
 def test_too_few_valid_pairs_is_inconclusive_and_says_why() -> None:
     trials = abba(2, 1.15)
     invalidate(trials, 1, "generator saturated")
@@ -218,6 +253,7 @@ def _result(verdict: Verdict) -> MetricResult:
         ([], 0, False),
         ([Verdict.NO_CHANGE, Verdict.WARN, Verdict.BETTER], 0, False),
         ([Verdict.NO_CHANGE, Verdict.INCONCLUSIVE, Verdict.WARN], 3, True),
+        ([Verdict.NO_CHANGE, Verdict.NOT_JUDGED], 0, False),
         ([Verdict.INCONCLUSIVE, Verdict.REGRESSION], 1, False),
         ([Verdict.REGRESSION], 1, False),
     ],
@@ -230,6 +266,6 @@ def test_exit_codes_and_rerun_policy(verdicts: list[Verdict], code: int, rerun: 
 
 def test_verdict_values_are_strings() -> None:
     assert [v.value for v in Verdict] == [
-        "regression", "warn", "inconclusive", "better", "no_change",
+        "regression", "warn", "inconclusive", "not_judged", "better", "no_change",
     ]  # fmt: skip
     assert Verdict("no_change") is Verdict.NO_CHANGE and f"{Verdict.WARN}" == "warn"
