@@ -21,6 +21,8 @@ import argparse
 import csv
 import hashlib
 import json
+import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -69,9 +71,38 @@ def gate(cand: str, server: str, reports: Path) -> dict[str, Any]:
         "exit": code,
         "minutes": round((time.monotonic() - started) / 60, 2),
         "headline": next((ln for ln in lines if ln.startswith("**")), "(no headline)"),
-        "decided_by": [ln for ln in lines if ln.startswith("- **")],
+        "changes": metric_changes(text),
         "gate_dir": lines[-1] if lines else "",
     }
+
+
+ROW = re.compile(
+    r"^\| [^|]+ \| (\w+) \| ([+-][\d.]+) % [^|]*\|[^|]*\|[^|]*\| ([\d.]+) % \| (.+) \|$"
+)
+
+
+def metric_changes(summary: str) -> dict[str, dict[str, Any]]:
+    """Per metric, the median paired change (percent worse), the noise and the verdict, from the
+    gate's markdown table."""
+    out = {}
+    for line in summary.splitlines():
+        if m := ROW.match(line):
+            out[m[1]] = {"change_pct": float(m[2]), "noise_pct": float(m[3]), "verdict": m[4]}
+    return out
+
+
+def effects(records: list[dict[str, Any]], kind: str) -> dict[str, str]:
+    """Median (range) of each metric's change over the gates of one kind: how much slower the
+    slower candidate measured, not only whether it was caught."""
+    out = {}
+    metrics = sorted({m for r in records if r["kind"] == kind for m in r.get("changes", {})})
+    for metric in metrics:
+        values = [r["changes"][metric]["change_pct"] for r in records
+                  if r["kind"] == kind and metric in r.get("changes", {})]  # fmt: skip
+        out[metric] = (
+            f"{statistics.median(values):+.1f} % ({min(values):+.1f} .. {max(values):+.1f})"
+        )
+    return out
 
 
 def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -124,6 +155,8 @@ def main() -> int:
     summary = summarise(mine)
     print(json.dumps({"code": fingerprint, "cpu_work_ms": sorted({r["cpu_work_ms"] for r in mine}),
                       **summary}, indent=2))  # fmt: skip
+    for kind in ("same", "slower"):
+        print(f"median change per metric, {kind}: {json.dumps(effects(mine, kind))}")
     print(
         f"detected {summary['slower']['regression']}/{summary['slower']['gates']}; "
         f"false alarms {summary['same']['regression']}/{summary['same']['gates']}; "
