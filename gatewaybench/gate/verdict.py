@@ -31,7 +31,7 @@ METRICS: Mapping[str, bool] = {
 }
 # The metrics that decide whether the gate can answer at all. Server CPU per request and the
 # requests/sec plateau are capacity figures, measured within a few percent from one fresh stack
-# to the next even on a shared 2-core runner. Latency below the knee moves 9-23 % between
+# to the next even on a shared 2-core runner. Latency below the knee moves 9-40 % between
 # identical trials there (scheduling of a dozen processes on two cores): it is judged too, and a
 # significant regression of it fails the gate, but when it is too noisy to vouch for "no change"
 # it says so (NOT_JUDGED) instead of making every gate inconclusive.

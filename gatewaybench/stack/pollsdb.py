@@ -10,9 +10,13 @@ from gatewaybench.stack.postgres import Dsn
 
 
 def question_ids(dsn: Dsn) -> list[int]:
-    with dsn.connect() as conn, conn.cursor() as cur:
-        cur.execute("SELECT id FROM polls_question ORDER BY id")
-        return [int(row[0]) for row in cur.fetchall()]
+    conn = dsn.connect()  # closed here: psycopg2's `with conn` only ends the transaction
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT id FROM polls_question ORDER BY id")
+            return [int(row[0]) for row in cur.fetchall()]
+    finally:
+        conn.close()
 
 
 def total_votes(dsn: Dsn) -> int:
@@ -33,5 +37,16 @@ def reset_votes(dsn: Dsn) -> None:
         with conn.cursor() as cur:
             cur.execute("UPDATE polls_choice SET votes = 0")
             cur.execute("VACUUM ANALYZE polls_choice")
+    finally:
+        conn.close()
+
+
+def vacuum_analyze(dsn: Dsn) -> None:
+    """The whole database vacuumed and analysed (a template, before it is copied)."""
+    conn = dsn.connect()
+    conn.autocommit = True  # VACUUM cannot run inside a transaction
+    try:
+        with conn.cursor() as cur:
+            cur.execute("VACUUM ANALYZE")
     finally:
         conn.close()

@@ -293,13 +293,33 @@ def _create_database(dsn: Dsn, app: Dsn) -> None:
 
 def create_app_database(dsn: Dsn, owner: str, name: str) -> None:
     """Another database owned by the app role (the gate gives each side its own)."""
+    _admin(dsn, name, f'CREATE DATABASE "{_identifier(name)}" OWNER "{owner}"')
+
+
+def fresh_copy(dsn: Dsn, owner: str, template: str, name: str) -> None:
+    """`name` created anew as a copy of `template`; an earlier `name` is dropped first, with any
+    connection still open to it (a server's backend can outlive its client by a moment)."""
+    _admin(
+        dsn,
+        name,
+        f'DROP DATABASE IF EXISTS "{_identifier(name)}" WITH (FORCE)',
+        f'CREATE DATABASE "{name}" TEMPLATE "{_identifier(template)}" OWNER "{owner}"',
+    )
+
+
+def _identifier(name: str) -> str:
     if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name):
         raise StackError(f"database name {name!r} is not a plain identifier")
+    return name
+
+
+def _admin(dsn: Dsn, name: str, *statements: str) -> None:
     conn = dsn.connect("postgres")
     conn.autocommit = True  # CREATE DATABASE cannot run inside a transaction
     try:
         with conn.cursor() as cur:
-            cur.execute(f'CREATE DATABASE "{name}" OWNER "{owner}"')
+            for statement in statements:
+                cur.execute(statement)
     except psycopg2.Error as exc:
         raise StackError(f"could not create database {name}: {exc}".strip()) from None
     finally:

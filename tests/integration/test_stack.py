@@ -6,9 +6,12 @@ import os
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import closing
+from dataclasses import replace
 from pathlib import Path
 
 import psutil
+import psycopg2
 import pytest
 
 from gatewaybench.errors import StackError
@@ -61,6 +64,40 @@ def test_seeded_data_and_vote_reset(cluster: postgres.Cluster, app_env: app.AppE
     assert pollsdb.question_ids(cluster.dsn) == [1, 2, 3]
     pollsdb.reset_votes(cluster.dsn)
     assert pollsdb.total_votes(cluster.dsn) == 0
+
+
+def test_fresh_copy_starts_from_the_template_even_with_a_connection_left_open(
+    cluster: postgres.Cluster, app_env: app.AppEnv
+) -> None:
+    """The gate's per-trial database: a copy of a settled template, made anew every time."""
+    template = replace(cluster.dsn, dbname="copy_template")
+    postgres.create_app_database(cluster.dsn, cluster.app_dsn.user, template.dbname)
+    with closing(template.connect()) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE t (v int); INSERT INTO t VALUES (1)")
+        conn.commit()
+    pollsdb.vacuum_analyze(template)
+    copy = replace(cluster.dsn, dbname="copy_trial")
+    postgres.fresh_copy(cluster.dsn, cluster.app_dsn.user, template.dbname, copy.dbname)
+    left_open = copy.connect()  # like a server backend that outlived its client
+    with left_open.cursor() as cur:
+        cur.execute("UPDATE t SET v = 2")
+    left_open.commit()
+    postgres.fresh_copy(cluster.dsn, cluster.app_dsn.user, template.dbname, copy.dbname)
+    with closing(copy.connect()) as conn, conn.cursor() as cur:
+        cur.execute("SELECT v FROM t")
+        assert cur.fetchall() == [(1,)]
+    assert left_open.closed or _is_dead(left_open)
+    with pytest.raises(StackError, match="not a plain identifier"):
+        postgres.fresh_copy(cluster.dsn, cluster.app_dsn.user, template.dbname, 'x"; DROP')
+
+
+def _is_dead(conn: psycopg2.extensions.connection) -> bool:
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1")
+    except psycopg2.Error:
+        return True
+    return False
 
 
 # Each server once, with the variants spread across them so every views, db and driver choice
