@@ -22,6 +22,7 @@ import csv
 import hashlib
 import json
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -33,9 +34,28 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 
 
+INTERRUPTED = (130, 143)  # a gate stopped by Ctrl-C or SIGTERM measured nothing to count
+
+
 def _run(argv: list[str]) -> tuple[int, str, str]:
-    out = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, check=False)
-    return out.returncode, out.stdout, out.stderr
+    """The gate, stopped with SIGTERM (it cleans up after itself) if this script is stopped."""
+    child = subprocess.Popen(
+        argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        out, err = child.communicate()
+    except BaseException:
+        child.terminate()
+        child.communicate(timeout=120)
+        raise
+    return child.returncode, out, err
+
+
+def _terminate_on_sigterm() -> None:
+    def handler(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 def code_fingerprint() -> str:
@@ -130,6 +150,7 @@ def main() -> int:
     p.add_argument("--reports-dir", type=Path, default=REPO / "reports" / "gate-detection")
     p.add_argument("--results", type=Path, help="JSON lines (default: REPORTS_DIR/results.jsonl)")
     a = p.parse_args()
+    _terminate_on_sigterm()
     a.reports_dir.mkdir(parents=True, exist_ok=True)
     results = a.results or a.reports_dir / "results.jsonl"
     fingerprint = code_fingerprint()
@@ -146,6 +167,9 @@ def main() -> int:
             record = {"kind": kind, "code": fingerprint, "server": a.server,
                       "cpu_work_ms": round(work, 3)}  # fmt: skip
             record |= gate(cand, a.server, a.reports_dir)
+            if record["exit"] in INTERRUPTED:
+                print(f"gate interrupted (exit {record['exit']}): not recorded", file=sys.stderr)
+                return int(record["exit"])
             with results.open("a") as fh:
                 fh.write(json.dumps(record) + "\n")
             print(f"[{i + 1}/{a.k}] {kind}: exit {record['exit']} in {record['minutes']:.1f} min "
