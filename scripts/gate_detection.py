@@ -21,6 +21,7 @@ import argparse
 import csv
 import hashlib
 import json
+import math
 import re
 import signal
 import statistics
@@ -93,7 +94,64 @@ def gate(cand: str, server: str, reports: Path) -> dict[str, Any]:
         "headline": next((ln for ln in lines if ln.startswith("**")), "(no headline)"),
         "changes": metric_changes(text),
         "gate_dir": lines[-1] if lines else "",
+        "cand_worse_pairs": pair_signs(Path(lines[-1])) if lines else {},
     }
+
+
+LOWER_IS_BETTER = {"latency_p50_ms": True, "latency_p95_ms": True, "cpu_ms_per_req": True,
+                   "plateau_rps": False}  # fmt: skip
+
+
+def pair_signs(gate_dir: Path) -> dict[str, list[int]]:
+    """Per metric, [pairs where the candidate was worse, usable pairs]. Base against base, a
+    side that is worse in most pairs points at something that lasts a whole gate on one side
+    (the pairing cancels drift, not that)."""
+    trials = gate_dir / "trials.csv"
+    if not trials.is_file():
+        return {}
+    with trials.open() as fh:
+        rows = {(r["block"], int(r["position"])): r for r in csv.DictReader(fh)
+                if r["valid"] == "True"}  # fmt: skip
+    out: dict[str, list[int]] = {}
+    for metric, lower in LOWER_IS_BETTER.items():
+        worse = total = 0
+        for block in {b for b, _ in rows}:
+            for pos_base, pos_cand in ((0, 1), (3, 2)):
+                base, cand = rows.get((block, pos_base)), rows.get((block, pos_cand))
+                if not (base and cand and base[metric] and cand[metric]):
+                    continue
+                b, c = float(base[metric]), float(cand[metric])
+                if b == c or math.isnan(b) or math.isnan(c):  # no direction to count
+                    continue
+                total += 1
+                worse += (c > b) if lower else (c < b)
+        out[metric] = [worse, total]
+    return out
+
+
+def sign_test_p(worse: int, total: int) -> float:
+    """Two-sided exact sign test: how unlikely this many (or more lopsided) worse pairs are
+    when neither side is favoured."""
+    k = max(worse, total - worse)
+    tail = sum(math.comb(total, i) for i in range(k, total + 1)) / 2**total
+    return min(1.0, 2 * float(tail))
+
+
+def side_bias(records: list[dict[str, Any]]) -> dict[str, str]:
+    """Over every base-vs-base gate: pairs where the candidate measured worse, and the sign
+    test's p. Near half with a large p is what identical sides should give."""
+    out = {}
+    for metric in LOWER_IS_BETTER:
+        worse = total = 0
+        for r in records:
+            if r["kind"] != "same":
+                continue
+            signs = r.get("cand_worse_pairs") or pair_signs(Path(r.get("gate_dir", "")))
+            w, n = signs.get(metric, [0, 0])
+            worse, total = worse + w, total + n
+        if total:
+            out[metric] = f"{worse}/{total} (sign test p = {sign_test_p(worse, total):.2g})"
+    return out
 
 
 ROW = re.compile(
@@ -181,6 +239,7 @@ def main() -> int:
                       **summary}, indent=2))  # fmt: skip
     for kind in ("same", "slower"):
         print(f"median change per metric, {kind}: {json.dumps(effects(mine, kind))}")
+    print(f"base vs base, pairs where the candidate was worse: {json.dumps(side_bias(mine))}")
     print(
         f"detected {summary['slower']['regression']}/{summary['slower']['gates']}; "
         f"false alarms {summary['same']['regression']}/{summary['same']['gates']}; "

@@ -9,8 +9,9 @@
    (the first level that did not hold, x1.5: the requests/sec plateau).
 3. Trials run in blocks A B B A. Before every trial the app server and nginx are started
    afresh on a fresh copy of the side's database; PostgreSQL stays up for both sides alike.
-4. gate/verdict.py judges the paired log-ratios; when the only failures are inconclusive, the
-   gate runs half as many blocks again and judges all of them together.
+4. gate/verdict.py judges the paired log-ratios; when there is no answer yet (only inconclusive
+   results, or a deciding metric worse than the threshold but not significant), the gate runs
+   half as many blocks again and judges all of them together.
 """
 
 from __future__ import annotations
@@ -203,10 +204,11 @@ def _gate(
                 for block in blocks:
                     trials += _block(ctx, sides, dbs, levels, block)
             results = _judge(spec.cells, trials, opts.thresholds)
-            if not needs_rerun(results) or round_no == len(rounds):
+            if not needs_rerun(results, opts.thresholds) or round_no == len(rounds):
                 break
-            ctx.say(f"gatewaybench: inconclusive; running {len(rounds[1])} more blocks "
-                    "and judging all of them together")  # fmt: skip
+            ctx.say(f"gatewaybench: no answer yet (inconclusive, or worse than "
+                    f"{opts.thresholds.regress_pct:g} % but not significant); running "
+                    f"{len(rounds[1])} more blocks and judging all of them together")  # fmt: skip
         return results
 
 

@@ -345,7 +345,24 @@ def gate_exit_code(results: Iterable[MetricResult]) -> int:
     return 0
 
 
-def needs_rerun(results: Iterable[MetricResult]) -> bool:
-    """True when the only results that do not pass are inconclusive: one automatic re-run may
-    settle them, whereas a regression is an answer."""
-    return gate_exit_code(results) == 3
+def needs_rerun(
+    results: Iterable[MetricResult],
+    thresholds: GateThresholds = DEFAULT_THRESHOLDS,
+    deciding: Iterable[str] = DECIDING,
+) -> bool:
+    """True when the gate has no answer yet and more pairs may give one: results that do not
+    pass are only inconclusive, or a deciding metric is worse than the regression threshold but
+    not (yet) significant. A noisy machine can spoil one pair of eight, which leaves a real
+    regression at p = 0.02; passing it on that would be a miss, while the same metric measured
+    twice more per side settles it. A regression is an answer and is never re-run."""
+    results = list(results)
+    code = gate_exit_code(results)
+    if code != 0:
+        return code == 3
+    decide = set(deciding)
+    return any(
+        r.metric in decide
+        and r.verdict == Verdict.WARN
+        and r.median_change_pct > thresholds.regress_pct
+        for r in results
+    )

@@ -264,6 +264,43 @@ def test_exit_codes_and_rerun_policy(verdicts: list[Verdict], code: int, rerun: 
     assert needs_rerun(results) is rerun
 
 
+@pytest.mark.parametrize(
+    ("metric", "change", "rerun"),
+    [
+        ("cpu_ms_per_req", 15.2, True),  # a possible regression the pairs cannot confirm yet
+        ("plateau_rps", 10.5, True),
+        ("cpu_ms_per_req", 7.0, False),  # a warning within the threshold is an answer
+        ("latency_p95_ms", 35.0, False),  # latency does not decide whether the gate answers
+    ],
+)
+def test_an_unconfirmed_change_beyond_the_threshold_is_rerun(
+    metric: str, change: float, rerun: bool
+) -> None:
+    warn = MetricResult("s", metric, Verdict.WARN, change, 0.0, 30.0, 0.02, 8, 5.0, "")
+    results = [warn, _result(Verdict.NO_CHANGE)]
+    assert gate_exit_code(results) == 0
+    assert needs_rerun(results) is rerun
+    assert not needs_rerun([warn, _result(Verdict.REGRESSION)])
+
+
+def test_the_missed_regression_seen_on_a_busy_machine_is_rerun() -> None:
+    """Measured CPU ms per request of a +10 % candidate (gate of 2026-11-21, 11:35 UTC): the first
+    pair reversed by machine noise, p = 0.02 on eight pairs."""
+    values = [(9.469, 8.389), (8.783, 9.429), (7.143, 10.41), (8.673, 10.14),
+              (9.099, 10.14), (8.795, 10.65), (8.47, 9.61), (8.242, 10.71)]  # fmt: skip
+    trials = []
+    for i, (base, cand) in enumerate(values):
+        block, first = divmod(i, 2)
+        base_pos, cand_pos = (0, 1) if first == 0 else (3, 2)
+        trials += [
+            Trial("base", block, base_pos, {"cpu_ms_per_req": base}),
+            Trial("cand", block, cand_pos, {"cpu_ms_per_req": cand}),
+        ]
+    result = judge_metric("gunicorn", trials, "cpu_ms_per_req")
+    assert result.verdict == Verdict.WARN and result.median_change_pct > 10
+    assert needs_rerun([result])
+
+
 def test_verdict_values_are_strings() -> None:
     assert [v.value for v in Verdict] == [
         "regression", "warn", "inconclusive", "not_judged", "better", "no_change",
