@@ -55,8 +55,9 @@ def leftovers(run_dir: Path | None, harness_pid: int, shm_before: set[str]) -> l
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
     for conn in psutil.net_connections("inet"):
-        if conn.status == psutil.CONN_LISTEN and conn.laddr.port in ports:
-            found.append(f"listener on port {conn.laddr.port}")
+        port = getattr(conn.laddr, "port", None)  # laddr is () for some sockets
+        if conn.status == psutil.CONN_LISTEN and port in ports:
+            found.append(f"listener on port {port}")
     found += [
         f"temp dir {p}" for p in Path(tempfile.gettempdir()).glob(f"gatewaybench-*-{harness_pid}-*")
     ]

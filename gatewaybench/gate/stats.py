@@ -198,6 +198,16 @@ def welch_interval(
     return WelchInterval(diff, diff - half, diff + half, df, p)
 
 
+def mean_upper_bound(d: Sequence[float], confidence: float = 0.95) -> float:
+    """One-sided upper confidence bound of the mean of d (Student's t); NaN below 2 values.
+    The non-inferiority question: how much worse could the candidate be, given these pairs?"""
+    if len(d) < 2:
+        return math.nan
+    n = len(d)
+    spread = statistics.stdev(d) / math.sqrt(n)
+    return statistics.fmean(d) + t_quantile(confidence, n - 1) * spread
+
+
 def t_cdf(t: float, df: float) -> float:
     """Student's t cumulative distribution, via the regularized incomplete beta function."""
     if math.isinf(df):

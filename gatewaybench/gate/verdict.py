@@ -2,9 +2,10 @@
 trials run on the same machine.
 
 Each block A B B A gives two pairs, (A1, B1) and (A2, B2): adjacent in time, so slow drift of
-the machine cancels within a pair. The two A trials of a block measure the noise the gate
-cannot see past: when base-vs-base already differs by more than the smallest change worth
-reporting, no verdict is trustworthy and the gate says "inconclusive" instead of guessing.
+the machine cancels within a pair. "No regression" is said only when the pairs rule one out:
+the one-sided 95 % upper bound of the paired change must sit below the regression threshold.
+When the noise is too high for that, or the two A trials of a block differ wildly, the gate says
+"inconclusive" instead of guessing.
 """
 
 from __future__ import annotations
@@ -53,7 +54,11 @@ class GateThresholds:
     warn_pct: float = 5.0  # ... and above which it is reported (also the "better" threshold)
     alpha: float = 0.01  # one-sided significance level of the Wilcoxon test
     min_pairs: int = 7  # fewer usable pairs cannot reach alpha (n=6: p >= 1/64)
-    max_noise_pct: float = 10.0  # base-vs-base median difference beyond which nothing is judged
+    # Base-vs-base median difference beyond which nothing is judged. The bound below decides
+    # whether the pairs can vouch for "no regression"; this only refuses trials so unlike each
+    # other that pairing them means nothing.
+    max_noise_pct: float = 20.0
+    bound_confidence: float = 0.95  # of the one-sided upper bound that must clear regress_pct
     guard_fail_pct: float = 1.0  # any candidate trial failing this share of requests fails
 
 
@@ -169,6 +174,7 @@ class _Summary:
     p_worse: float
     p_better: float
     n: int
+    upper_pct: float  # one-sided upper confidence bound of the mean change, percent worse
 
     @property
     def p_value(self) -> float:
@@ -184,7 +190,7 @@ class _Summary:
         )
 
 
-def _summarise(d: Sequence[float]) -> _Summary:
+def _summarise(d: Sequence[float], bound_confidence: float) -> _Summary:
     ci = stats.median_ci(d)
     return _Summary(
         change_pct=stats.percent_worse(stats.median(d)),
@@ -194,6 +200,9 @@ def _summarise(d: Sequence[float]) -> _Summary:
         p_worse=stats.wilcoxon_p(d),
         p_better=stats.wilcoxon_p([-x for x in d]),
         n=len(d),
+        upper_pct=stats.percent_worse(
+            stats.mean_upper_bound(d, DEFAULT_THRESHOLDS.bound_confidence)
+        ),
     )
 
 
@@ -235,7 +244,7 @@ def judge_metric(
         for b, c in pairing.pairs
         if _usable(b.value(metric)) and _usable(c.value(metric))
     ]
-    summary = _summarise(stats.log_ratios(usable, higher_is_better))
+    summary = _summarise(stats.log_ratios(usable, higher_is_better), thresholds.bound_confidence)
     noise = base_noise_pct(trials, metric)
     verdict, message = _decide(summary, noise, thresholds)
     if len(usable) < thresholds.min_pairs:
@@ -275,24 +284,43 @@ def _too_few(
 
 
 def _decide(s: _Summary, noise_pct: float, t: GateThresholds) -> tuple[Verdict, str]:
-    worse, significant = s.change_pct, s.p_worse < t.alpha
-    p_text = f"Wilcoxon p = {format_p(s.p_worse)}"
     # A significant regression is an answer however noisy the machine: the paired test keeps
     # its false-alarm rate under noise. Noise only stops the gate vouching for anything else.
-    if worse > t.regress_pct and significant:
-        return Verdict.REGRESSION, f"{s.text()}, {p_text} < {t.alpha:g}"
+    if s.change_pct > t.regress_pct and s.p_worse < t.alpha:
+        return Verdict.REGRESSION, f"{s.text()}, Wilcoxon p = {format_p(s.p_worse)} < {t.alpha:g}"
     if noise_pct > t.max_noise_pct:
         return (
             Verdict.INCONCLUSIVE,
             f"base-vs-base noise {noise_pct:.1f} % is above {t.max_noise_pct:g} %",
         )
-    if worse > t.regress_pct:
+    if not s.upper_pct < t.regress_pct:  # NaN (too few pairs) cannot rule anything out
+        return (
+            Verdict.INCONCLUSIVE,
+            f"{s.text()}: too noisy to rule out a {t.regress_pct:g} % regression "
+            f"({_bound_text(s, t)} is not below it)",
+        )
+    return _grade(s, t)
+
+
+def _grade(s: _Summary, t: GateThresholds) -> tuple[Verdict, str]:
+    """A candidate the pairs show is not a regression: worse within the threshold, better, or
+    unchanged."""
+    worse, significant = s.change_pct, s.p_worse < t.alpha
+    p_text = f"Wilcoxon p = {format_p(s.p_worse)}"
+    if worse > t.regress_pct:  # a skewed median above the threshold, the mean bound below it
         return Verdict.WARN, f"{s.text()}, not significant ({p_text} ≥ {t.alpha:g})"
     if worse >= t.warn_pct and significant:
         return Verdict.WARN, f"{s.text()}, {p_text} < {t.alpha:g}"
     if -worse > t.warn_pct and s.p_better < t.alpha:
         return Verdict.BETTER, f"{s.text()}, Wilcoxon p = {format_p(s.p_better)} < {t.alpha:g}"
-    return Verdict.NO_CHANGE, f"{s.text()}, Wilcoxon p = {format_p(s.p_value)}"
+    return (
+        Verdict.NO_CHANGE,
+        f"{s.text()}, Wilcoxon p = {format_p(s.p_value)}, {_bound_text(s, t)}",
+    )
+
+
+def _bound_text(s: _Summary, t: GateThresholds) -> str:
+    return f"{100 * t.bound_confidence:g} % upper bound {format_pct(s.upper_pct)}"
 
 
 def guard_result(

@@ -50,7 +50,11 @@ def sample_results() -> list[MetricResult]:
     guard_trials = [*invalid, Trial("cand", 9, 1, {}, fail_pct=2.5, http_5xx=4)]
     return [
         judge_metric("uvicorn", trials(regress, "latency_p50_ms"), "latency_p50_ms"),
-        judge_metric("uvicorn", trials([1.2] * 7 + [0.5], "latency_p95_ms"), "latency_p95_ms"),
+        judge_metric(
+            "uvicorn",
+            trials([1.07, 1.06, 1.08, 1.07, 1.09, 1.06, 1.07, 1.08], "latency_p95_ms"),
+            "latency_p95_ms",
+        ),
         judge_metric("uvicorn", trials([0.85, 0.86, 0.88] * 3, "cpu_ms_per_req"), "cpu_ms_per_req"),
         judge_metric("uvicorn", trials([1.0, 1.01, 0.99, 1.0] * 2, "plateau_rps"), "plateau_rps"),
         guard_result("uvicorn", guard_trials),
@@ -97,7 +101,7 @@ def test_junit_structure_and_escaping() -> None:
     assert failure is not None and failure.get("message") == results[0].message
     warn_out = cases[1].find("system-out")
     assert warn_out is not None and warn_out.text is not None
-    assert warn_out.text.startswith("warn: ") and "not significant" in warn_out.text
+    assert warn_out.text.startswith("warn: ") and "7.0 % worse" in warn_out.text
     error = cases[5].find("error")
     assert error is not None and '<L> & "λ·W" | 25 %' in (error.get("message") or "")
     stamped = junit_xml(results[:1], timestamp="2026-11-21T03:52:39Z")
