@@ -200,9 +200,7 @@ def _summarise(d: Sequence[float], bound_confidence: float) -> _Summary:
         p_worse=stats.wilcoxon_p(d),
         p_better=stats.wilcoxon_p([-x for x in d]),
         n=len(d),
-        upper_pct=stats.percent_worse(
-            stats.mean_upper_bound(d, DEFAULT_THRESHOLDS.bound_confidence)
-        ),
+        upper_pct=stats.percent_worse(stats.mean_upper_bound(d, bound_confidence)),
     )
 
 

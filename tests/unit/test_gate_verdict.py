@@ -314,6 +314,14 @@ def test_the_missed_regression_seen_on_a_busy_machine_is_rerun() -> None:
     assert result.p_value > 0.01 and needs_rerun([result])
 
 
+def test_the_bound_uses_the_thresholds_confidence() -> None:
+    trials = from_ratios([1.02, 0.99, 1.01, 0.98] * 2, "cpu_ms_per_req")
+    default = judge_metric("s", trials, "cpu_ms_per_req")
+    stricter = judge_metric("s", trials, "cpu_ms_per_req", GateThresholds(bound_confidence=0.999))
+    assert default.message.endswith("95 % upper bound +1.1 %")
+    assert stricter.message.endswith("99.9 % upper bound +2.9 %")  # wider, as asked
+
+
 def test_verdict_values_are_strings() -> None:
     assert [v.value for v in Verdict] == [
         "regression", "warn", "inconclusive", "not_judged", "better", "no_change",
