@@ -33,7 +33,10 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # this checkout's harness, the one the fingerprint describes
 
+from gatewaybench.gate.stats import log_ratios  # noqa: E402
+from gatewaybench.gate.verdict import METRICS, Trial, abba_pairs  # noqa: E402
 
 INTERRUPTED = (130, 143)  # a gate stopped by Ctrl-C or SIGTERM measured nothing to count
 
@@ -98,35 +101,29 @@ def gate(cand: str, server: str, reports: Path) -> dict[str, Any]:
     }
 
 
-LOWER_IS_BETTER = {"latency_p50_ms": True, "latency_p95_ms": True, "cpu_ms_per_req": True,
-                   "plateau_rps": False}  # fmt: skip
-
-
 def pair_signs(gate_dir: Path) -> dict[str, list[int]]:
-    """Per metric, [pairs where the candidate was worse, usable pairs]. Base against base, a
-    side that is worse in most pairs points at something that lasts a whole gate on one side
-    (the pairing cancels drift, not that)."""
-    trials = gate_dir / "trials.csv"
-    if not trials.is_file():
+    """Per metric, [pairs where the candidate was worse, pairs with a direction]. Base against
+    base, a side that is worse in most pairs points at something that lasts a whole gate on one
+    side (the pairing cancels drift, not that). Pairs and directions are the gate's own."""
+    path = gate_dir / "trials.csv"
+    if not path.is_file():
         return {}
-    with trials.open() as fh:
-        rows = {(r["block"], int(r["position"])): r for r in csv.DictReader(fh)
-                if r["valid"] == "True"}  # fmt: skip
+    with path.open() as fh:
+        trials = [_trial(row) for row in csv.DictReader(fh)]
+    pairs = abba_pairs(trials).pairs
     out: dict[str, list[int]] = {}
-    for metric, lower in LOWER_IS_BETTER.items():
-        worse = total = 0
-        for block in {b for b, _ in rows}:
-            for pos_base, pos_cand in ((0, 1), (3, 2)):
-                base, cand = rows.get((block, pos_base)), rows.get((block, pos_cand))
-                if not (base and cand and base[metric] and cand[metric]):
-                    continue
-                b, c = float(base[metric]), float(cand[metric])
-                if b == c or math.isnan(b) or math.isnan(c):  # no direction to count
-                    continue
-                total += 1
-                worse += (c > b) if lower else (c < b)
-        out[metric] = [worse, total]
+    for metric, higher_is_better in METRICS.items():
+        values = [(b.value(metric), c.value(metric)) for b, c in pairs]
+        usable = [(b, c) for b, c in values if b > 0 and c > 0]  # NaN compares False
+        d = [x for x in log_ratios(usable, higher_is_better) if x != 0]  # ties: no direction
+        out[metric] = [sum(x > 0 for x in d), len(d)]
     return out
+
+
+def _trial(row: dict[str, str]) -> Trial:
+    values = {m: float(row[m] or "nan") for m in METRICS}
+    valid = row["valid"] == "True"
+    return Trial(row["side"], int(row["block"]), int(row["position"]), values, valid)
 
 
 def sign_test_p(worse: int, total: int) -> float:
@@ -141,7 +138,7 @@ def side_bias(records: list[dict[str, Any]]) -> dict[str, str]:
     """Over every base-vs-base gate: pairs where the candidate measured worse, and the sign
     test's p. Near half with a large p is what identical sides should give."""
     out = {}
-    for metric in LOWER_IS_BETTER:
+    for metric in METRICS:
         worse = total = 0
         for r in records:
             if r["kind"] != "same":
