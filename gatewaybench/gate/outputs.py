@@ -27,6 +27,19 @@ from gatewaybench.gate.verdict import (
     gate_exit_code,
 )
 
+BOUND_LABEL = f"{100 * DEFAULT_THRESHOLDS.bound_confidence:g} % bound"
+_LEGEND = (
+    "Change: percent worse of the candidate against the base (negative: better); for "
+    "requests/sec that is the change in time per request. Noise: median base-vs-base "
+    "difference."
+)
+# The median's CI is distribution-free and wide at a few pairs; 'no change' is decided by this
+# bound instead, so the table must show it or a pass looks contradicted by its own CI.
+_BOUND_LEGEND = (
+    f" {BOUND_LABEL}: one-sided upper confidence bound of the mean paired change; 'no change' "
+    f"needs it below the {DEFAULT_THRESHOLDS.regress_pct:g} % threshold."
+)
+
 INVALID_XML_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 BADGES = {
@@ -92,10 +105,12 @@ def _xml_safe(text: str) -> str:
 
 
 def _details(r: MetricResult) -> str:
+    bound = f"{BOUND_LABEL}: {format_pct(r.bound_pct)}\n" if math.isfinite(r.bound_pct) else ""
     return (
         f"{r.server} {r.metric}: {r.verdict}\n"
         f"median change: {format_pct(r.median_change_pct)} "
         f"(CI {format_pct(r.ci_low_pct)} … {format_pct(r.ci_high_pct)})\n"
+        f"{bound}"
         f"p: {format_p(r.p_value)}, pairs: {r.pairs}, "
         f"base-vs-base noise: {format_pct(r.noise_pct, signed=False)}\n"
         f"{r.message}"
@@ -110,24 +125,23 @@ def headline(results: Sequence[MetricResult]) -> str:
 def markdown_summary(
     results: Sequence[MetricResult], title: str = "gatewaybench gate", count_label: str = "pairs"
 ) -> str:
-    """A headline verdict, a table of every result and the messages of those worth reading."""
+    """A headline verdict, a table of every result and the messages of those worth reading.
+    The bound column appears when some result was judged on pairs (the gate, not compare)."""
     counts = Counter(r.verdict for r in results)
     tally = ", ".join(f"{counts[v]} {v.value.replace('_', ' ')}" for v in BADGES if counts[v])
+    with_bound = any(math.isfinite(r.bound_pct) for r in results)
+    bound_head, bound_rule = (f" {BOUND_LABEL} |", " ---: |") if with_bound else ("", "")
     lines = [
         f"## {_cell(title)}",
         "",
         f"**{headline(results)}** ({tally or 'no results'})",
         "",
-        f"| server | metric | change (median, CI) | p | {count_label} | noise | verdict |",
-        "| --- | --- | --- | --- | ---: | ---: | --- |",
+        f"| server | metric | change (median, CI) |{bound_head} p | {count_label} | noise "
+        "| verdict |",
+        f"| --- | --- | --- |{bound_rule} --- | ---: | ---: | --- |",
     ]
-    lines += [_row(r) for r in results]
-    lines += [
-        "",
-        "Change: percent worse of the candidate against the base (negative: better); for "
-        "requests/sec that is the change in time per request. Noise: median base-vs-base "
-        "difference.",
-    ]
+    lines += [_row(r, with_bound) for r in results]
+    lines += ["", _LEGEND + (_BOUND_LEGEND if with_bound else "")]
     notable = [r for r in results if r.verdict != Verdict.NO_CHANGE]
     if notable:
         lines.append("")
@@ -135,13 +149,15 @@ def markdown_summary(
     return "\n".join(lines) + "\n"
 
 
-def _row(r: MetricResult) -> str:
+def _row(r: MetricResult, with_bound: bool) -> str:
     change = format_pct(r.median_change_pct)
     if not math.isnan(r.ci_low_pct):
         change += f" ({format_pct(r.ci_low_pct)} … {format_pct(r.ci_high_pct)})"
+    bound = [format_pct(r.bound_pct)] if with_bound else []
     cells = [
-        r.server, r.metric, change, format_p(r.p_value), str(r.pairs) if r.pairs else "n/a",
-        format_pct(r.noise_pct, signed=False), BADGES[r.verdict],
+        r.server, r.metric, change, *bound, format_p(r.p_value),
+        str(r.pairs) if r.pairs else "n/a", format_pct(r.noise_pct, signed=False),
+        BADGES[r.verdict],
     ]  # fmt: skip
     return "| " + " | ".join(_cell(c) for c in cells) + " |"
 

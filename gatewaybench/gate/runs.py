@@ -16,7 +16,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from gatewaybench.gate.outputs import Comparison, compare_runs_verdicts, junit_xml, markdown_summary
+from gatewaybench.gate.outputs import (
+    BOUND_LABEL,
+    Comparison,
+    compare_runs_verdicts,
+    junit_xml,
+    markdown_summary,
+)
 from gatewaybench.gate.verdict import format_p, format_pct
 from gatewaybench.report.compare import render_comparison
 from gatewaybench.report.data import RunData, load_run
@@ -83,10 +89,13 @@ VERDICT_CSS = {"regression": "s4", "inconclusive": "s2", "warn": "s1", "better":
 
 
 def verdict_table(comparison: Comparison) -> Table:
+    """The gate's results carry the bound that decides 'no change'; compare's do not."""
+    with_bound = any(math.isfinite(r.bound_pct) for r in comparison.results)
     table = Table(
         "Candidate vs base per server x metric (percent worse; negative is better)",
-        ["server", "metric", "change", "interval", "p", "verdict", "why"],
-    )
+        ["server", "metric", "change", "interval", *([BOUND_LABEL] if with_bound else []), "p",
+         "verdict", "why"],
+    )  # fmt: skip
     for r in comparison.results:
         table.rows.append(
             [
@@ -94,6 +103,7 @@ def verdict_table(comparison: Comparison) -> Table:
                 Cell(r.metric),
                 Cell(format_pct(r.median_change_pct)),
                 Cell(f"{format_pct(r.ci_low_pct)} .. {format_pct(r.ci_high_pct)}"),
+                *([Cell(format_pct(r.bound_pct))] if with_bound else []),
                 Cell(format_p(r.p_value)),
                 Cell(str(r.verdict), VERDICT_CSS.get(str(r.verdict), "")),
                 Cell(r.message),

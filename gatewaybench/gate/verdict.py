@@ -106,6 +106,9 @@ class MetricResult:
     pairs: int
     noise_pct: float
     message: str
+    # one-sided upper confidence bound of the mean paired change (percent worse); 'no change'
+    # needs it below the threshold. NaN where no pairs were judged (compare, guards).
+    bound_pct: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -262,6 +265,7 @@ def judge_metric(
         pairs=summary.n,
         noise_pct=noise,
         message=message,
+        bound_pct=summary.upper_pct,
     )
 
 

@@ -151,6 +151,18 @@ def test_compare_with_repeats_finds_a_regression() -> None:
     assert outcome.exit_code == 1
 
 
+def test_only_paired_results_get_the_bound_column() -> None:
+    """The gate decides 'no change' on the bound, so its table shows it; compare has no pairs
+    and no bound, so an all-n/a column would only mislead."""
+    gate_md = markdown_summary(sample_results())
+    assert "| 95 % bound |" in gate_md and "needs it below the 10 % threshold" in gate_md
+    base = _run(latency_p95_ms=[100.0, 101.0, 99.0], plateau_rps=[1000.0, 1010.0, 990.0])
+    cand = _run(latency_p95_ms=[130.0, 131.0, 129.0], plateau_rps=[1200.0, 1190.0, 1210.0])
+    results = compare_runs_verdicts(base, cand).results
+    assert all(math.isnan(r.bound_pct) for r in results)
+    assert "bound" not in markdown_summary(results) + junit_xml(results)
+
+
 def test_compare_marks() -> None:
     base = _run(
         latency_p50_ms=[100.0, 100.5, 99.5],
