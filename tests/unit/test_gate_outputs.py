@@ -12,7 +12,13 @@ from collections.abc import Sequence
 
 import pytest
 
-from gatewaybench.gate.outputs import compare_runs_verdicts, junit_xml, markdown_summary
+from gatewaybench.gate.outputs import (
+    Comparison,
+    compare_runs_verdicts,
+    junit_xml,
+    markdown_summary,
+)
+from gatewaybench.gate.runs import verdict_table
 from gatewaybench.gate.verdict import (
     GateThresholds,
     MetricResult,
@@ -161,6 +167,10 @@ def test_only_paired_results_get_the_bound_column() -> None:
     results = compare_runs_verdicts(base, cand).results
     assert all(math.isnan(r.bound_pct) for r in results)
     assert "bound" not in markdown_summary(results) + junit_xml(results)
+    gate_html = verdict_table(Comparison(tuple(sample_results()), 1))
+    compare_html = verdict_table(Comparison(results, 1))
+    assert "95 % bound" in gate_html.header and "95 % bound" not in compare_html.header
+    assert all(len(row) == len(gate_html.header) for row in gate_html.rows)
 
 
 def test_compare_marks() -> None:
