@@ -151,19 +151,40 @@ def side_bias(records: list[dict[str, Any]]) -> dict[str, str]:
     return out
 
 
-ROW = re.compile(
-    r"^\| [^|]+ \| (\w+) \| ([+-][\d.]+) % [^|]*\|[^|]*\|[^|]*\| ([\d.]+) % \| (.+) \|$"
-)
+PCT = re.compile(r"^([+-]?[\d.]+) %")
 
 
 def metric_changes(summary: str) -> dict[str, dict[str, Any]]:
-    """Per metric, the median paired change (percent worse), the noise and the verdict, from the
-    gate's markdown table."""
-    out = {}
+    """Per metric, the median paired change (percent worse), the 95 % bound, the noise and the
+    verdict, from the gate's markdown table. Columns are found by their header, so a column the
+    gate adds does not silently empty this (it did once, when the bound column came)."""
+    out: dict[str, dict[str, Any]] = {}
+    header: list[str] = []
     for line in summary.splitlines():
-        if m := ROW.match(line):
-            out[m[1]] = {"change_pct": float(m[2]), "noise_pct": float(m[3]), "verdict": m[4]}
+        if not line.startswith("| "):
+            header = []
+            continue
+        cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
+        if not header:
+            header = cells
+            continue
+        row = dict(zip(header, cells, strict=False))
+        change = PCT.match(row.get("change (median, CI)", ""))
+        if change is None:  # the rule line, a guard row ("n/a")
+            continue
+        out[row["metric"]] = {
+            "change_pct": float(change[1]),
+            "bound_pct": _pct(row.get("95 % bound", "")),
+            "noise_pct": _pct(row.get("noise", "")),
+            "verdict": row.get("verdict", ""),
+        }
     return out
+
+
+def _pct(text: str) -> float | None:
+    """None, not NaN, for "n/a" or a missing column: the records are JSON, which has no NaN."""
+    m = PCT.match(text)
+    return float(m[1]) if m else None
 
 
 def effects(records: list[dict[str, Any]], kind: str) -> dict[str, str]:
