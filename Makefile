@@ -9,6 +9,8 @@ STAMP := $(VENV)/.installed
 PRESET ?= seed
 BENCH_ARGS ?=
 QUICK_ARGS := --users 10,20 --ramp 1 --warmup 3 --window 8 --label quick
+# The io preset small: two waits (none, 100 ms) and two steps either side of the sync knees.
+QUICK_ARGS_io := --upstream-ms 0,100 --users 20,60 --ramp 1 --warmup 2 --window 5 --label quick-io
 GATE_BASE ?= origin/main
 GATE_CAND ?= .
 GATE_ARGS ?=
@@ -19,6 +21,7 @@ help:
 	@echo "make bench        the seed experiment: 4 servers x 100..700 users (about 20 min on 2 cores)"
 	@echo "make bench-quick  the same matrix small (about 2 min)"
 	@echo "PRESET=tuned|all  with bench or bench-quick: each server tuned, or every server x variant"
+	@echo "PRESET=io         when ASGI pays off: 5 cells x upstream waits 0-300 ms (about 25 min)"
 	@echo "make test         lint, type checks and the whole test suite (real processes)"
 	@echo "make bench-ci     the regression gate: this tree vs GATE_BASE (default origin/main)"
 	@echo "make doctor       check this machine can run a bench"
@@ -44,7 +47,7 @@ bench: install sysdeps
 	$(PY) -m gatewaybench run --preset $(PRESET) $(BENCH_ARGS)
 
 bench-quick: install sysdeps
-	$(PY) -m gatewaybench run --preset $(PRESET) $(QUICK_ARGS) $(BENCH_ARGS)
+	$(PY) -m gatewaybench run --preset $(PRESET) $(or $(QUICK_ARGS_$(PRESET)),$(QUICK_ARGS)) $(BENCH_ARGS)
 
 # The CI regression gate, locally: the working tree against GATE_BASE, in one job (A B B A).
 # Writes $GITHUB_STEP_SUMMARY when set; exit 0 pass, 1 regression, 3 inconclusive.

@@ -6,40 +6,57 @@ under it, fails that cell with the cause and the log tail, and the matrix goes o
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import asdict, replace
 from typing import Any
 
 from gatewaybench.analysis.step import StepRow
+from gatewaybench.analysis.waits import Wait
 from gatewaybench.context import Context, RunDatabase
 from gatewaybench.errors import StackError
 from gatewaybench.load import autoscale, calibrate, step
-from gatewaybench.matrix import Cell, Effective, effective
+from gatewaybench.matrix import Cell, Effective, blocking_slots, effective, in_flight_text
 from gatewaybench.results.rundir import RunRecorder
 from gatewaybench.servers import REGISTRY, ServerDef
 from gatewaybench.signals import checkpoint
-from gatewaybench.stack import app, nginx, pollsdb, postgres
+from gatewaybench.stack import app, nginx, pollsdb, postgres, upstream
 from gatewaybench.stack.logs import LOG_CAP_BYTES, cap_log
 from gatewaybench.stack.verify import verify_scenario
 
 
 def calibrate_steps(ctx: Context, db: RunDatabase) -> None:
-    """Probe every cell (doubling users, short steps) and choose steps bracketing the knees."""
-    knees: dict[str, int] = {}
-    for cell in ctx.spec.cells:
-        probes = probe_cell(ctx, cell, db.ensure_alive())
-        knees[cell.label] = calibrate.knee(probes)
-        ctx.rec.manifest.setdefault("calibration", {})[cell.label] = {
-            "knee_users": knees[cell.label],
-            "probes": [asdict(p) for p in probes],
-        }
-        ctx.rec.save_manifest()
-        ctx.say(f"[{cell.label}] calibrated: held up to {knees[cell.label]} users")
-    ctx.users = calibrate.choose_steps(list(knees.values()))
-    ctx.rec.manifest["resolved"]["users"] = list(ctx.users)
+    """Probe every cell (doubling users, short steps) and choose steps bracketing the knees:
+    one step list per upstream wait, since waiting moves every knee."""
+    for wait in ctx.spec.waits:
+        knees: dict[str, int] = {}
+        for cell in (c for c in ctx.spec.cells if c.upstream_ms == wait):
+            probes = probe_cell(ctx, cell, db.ensure_alive())
+            knees[cell.label] = calibrate.knee(probes)
+            ctx.rec.manifest.setdefault("calibration", {})[cell.label] = {
+                "knee_users": knees[cell.label],
+                "probes": [asdict(p) for p in probes],
+            }
+            ctx.rec.save_manifest()
+            ctx.say(f"[{cell.label}] calibrated: held up to {knees[cell.label]} users")
+        steps = calibrate.choose_steps(list(knees.values()), ctx.spec.load.auto_steps)
+        ctx.users_by_wait[wait] = steps
+        _record_steps(ctx, wait, steps)
+
+
+def _record_steps(ctx: Context, wait: int | None, steps: tuple[int, ...]) -> None:
+    resolved = ctx.rec.manifest["resolved"]
+    if wait is None:
+        resolved["users"] = list(steps)
+        ctx.say(f"gatewaybench: calibrated steps: {', '.join(map(str, steps))} users")
+    else:
+        resolved.setdefault("users_by_upstream_ms", {})[str(wait)] = list(steps)
+        ctx.say(
+            f"gatewaybench: calibrated steps at {wait} ms upstream wait: "
+            f"{', '.join(map(str, steps))} users"
+        )
     ctx.rec.save_manifest()
-    ctx.say(f"gatewaybench: calibrated steps: {', '.join(map(str, ctx.users))} users")
 
 
 def probe_cell(
@@ -111,6 +128,8 @@ def _cell_facts(ctx: Context, cell: Cell, eff: Effective) -> dict[str, Any]:
         "threads": eff.threads_text,
         "pool_max": eff.pool_max,
         "max_db_connections": eff.db_text,
+        "in_flight": in_flight_text(cell, eff),
+        "upstream_ms": cell.upstream_ms,
         "workers": eff.processes,
         "argv": app.server_argv(server, ctx.resolved.app_port, ctx.spec.budget, _target(ctx, cell)),
         "note": server.note,
@@ -145,9 +164,12 @@ def start_cell_stack(
         f"[{label}] starting ({server.interface}, {eff.processes} process(es) x "
         f"{eff.threads_text} thread(s), database connections {eff.db_text})"
     )
+    waiting = _start_upstream(ctx, stack, cell, label)
     env = app_env.variables(ctx.base_env) | app.cell_variables(
         cell, eff, ctx.spec.django, app_env.python
     )
+    if waiting is not None:
+        env |= app.upstream_variables(waiting.url, ctx.spec.load.client_timeout_s)
     argv = app.server_argv(
         server, ctx.resolved.app_port, ctx.spec.budget, _target(ctx, cell), app_env.bin_dir
     )
@@ -174,28 +196,69 @@ def start_cell_stack(
             logs=logs,
             name=label,
             health_path=source.health_path,
+            request_buffering=cell.request_buffering,
         )
     )
     if source.is_sample:
         verify_scenario(ctx.resolved.nginx_port, ctx.question_ids[0])
         pollsdb.reset_votes(cluster.dsn)  # the check's vote must not count in the first step
+    procs = {"app": app_proc, "postgres": cluster.proc, "nginx": nginx_proc}
+    logs_of = {
+        "nginx_error": logs / f"nginx-{label}-error.log",
+        "nginx_access": logs / f"nginx-{label}-access.log",
+        "app": app_proc.log_path,
+        "postgres": cluster.proc.log_path,
+    }
+    if waiting is not None:
+        procs["upstream"] = waiting.proc
+        logs_of["upstream_access"] = waiting.files.access_log
     return step.Stack(
         dsn=cluster.dsn,
         app_database=cluster.app_dsn.dbname,
         nginx_port=ctx.resolved.nginx_port,
         question_ids=ctx.question_ids,
-        procs={"postgres": cluster.proc, "app": app_proc, "nginx": nginx_proc},
-        logs={
-            "nginx_error": logs / f"nginx-{label}-error.log",
-            "nginx_access": logs / f"nginx-{label}-access.log",
-            "app": app_proc.log_path,
-            "postgres": cluster.proc.log_path,
-        },
+        procs=procs,
+        logs=logs_of,
         env=ctx.base_env,
         label=label,
         interface=server.interface,
         locustfile=source.locustfile,
         audit=source.is_sample,
+        variant=cell.variant if cell.upstream_ms is not None else "",
+        upstream_ms=cell.upstream_ms,
+        wait=_expected_wait(ctx, cell),
+    )
+
+
+def _start_upstream(
+    ctx: Context, stack: ExitStack, cell: Cell, label: str
+) -> upstream.Upstream | None:
+    """The delayed upstream, for a cell that waits on it (none at 0 ms: the app makes no call)."""
+    if not cell.upstream_ms:
+        return None
+    assert ctx.resolved.echo_module is not None  # preflight found it for a spec with waits
+    return stack.enter_context(
+        upstream.running_upstream(
+            ctx.resolved.nginx_bin,
+            ctx.resolved.echo_module,
+            port=ctx.resolved.upstream_port,
+            conf_dir=ctx.run_dir / "conf",
+            logs=ctx.run_dir / "logs",
+            name=label,
+        )
+    )
+
+
+def _expected_wait(ctx: Context, cell: Cell) -> Wait | None:
+    """What every polls request of this cell waits, for the step's physics checks."""
+    if cell.upstream_ms is None and not ctx.spec.django.db_wait_ms:
+        return None
+    eff = effective(cell, ctx.spec.budget)
+    return Wait(
+        upstream_ms=cell.upstream_ms or 0,
+        calls=ctx.spec.django.upstream_calls,
+        db_wait_ms=ctx.spec.django.db_wait_ms,
+        blocking_slots=blocking_slots(cell, eff),
     )
 
 
@@ -224,7 +287,7 @@ def _record_runtime(ctx: Context, cell: Cell, label: str, info: dict[str, Any]) 
 def _run_steps(ctx: Context, cell: Cell, target: step.Stack, repeat: int) -> None:
     auto = ctx.spec.load.processes == 0
     processes, previous = (1 if auto else ctx.spec.load.processes), None
-    for users in ctx.users:
+    for users in ctx.users_for(cell):
         checkpoint()
         if auto:
             processes = autoscale.next_processes(processes, previous, users)
@@ -255,10 +318,9 @@ def _run_steps(ctx: Context, cell: Cell, target: step.Stack, repeat: int) -> Non
 
 def _dead_component(target: step.Stack, cell: Cell) -> StackError | None:
     """The first of the cell's processes found dead after a step, as the error to report."""
-    for name in ("app", "postgres", "nginx"):
-        proc = target.procs[name]
+    for name, proc in target.procs.items():
         if not proc.alive():
-            who = {"app": cell.label, "postgres": "PostgreSQL", "nginx": "nginx"}[name]
+            who = {"app": cell.label, "postgres": "PostgreSQL"}.get(name, name)
             return StackError(
                 f"{who} exited with code {proc.popen.returncode}",
                 f"see {proc.log_path}",
@@ -278,8 +340,22 @@ def _progress(row: StepRow) -> str:
     )
     return (
         f"[{row.server}] {row.users} users: {row.rps:.1f} req/s, {row.fail_pct:.2f}% failed, "
-        f"p95 {row.p95_ms:.0f} ms, {row.slow_pct:.0f}% slow, {votes}nginx {row.xcheck}; {verdict}"
+        f"p95 {row.p95_ms:.0f} ms, {row.slow_pct:.0f}% slow, {votes}nginx {row.xcheck}"
+        f"{_wait_progress(row)}; {verdict}"
     )
+
+
+def _wait_progress(row: StepRow) -> str:
+    """The upstream's own count and median, and a blocking cell's bound: in every step."""
+    out = ""
+    if row.upstream_check:
+        out += (
+            f", upstream {row.upstream_requests} calls p50 {row.upstream_p50_ms:.0f} ms "
+            f"({row.upstream_check})"
+        )
+    if not math.isnan(row.wait_bound_rps):
+        out += f", bound {row.wait_bound_rps:.1f} req/s"
+    return out
 
 
 def _data_loss_banner(row: StepRow) -> str:

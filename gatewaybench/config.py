@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from gatewaybench.errors import UsageError
-from gatewaybench.matrix import Cell, check_cell
+from gatewaybench.matrix import Cell, check_cell, with_buffering, with_waits
 from gatewaybench.presets import Preset, cross_cells, preset
 from gatewaybench.spec import (
     AppSource,
@@ -123,7 +123,13 @@ def build_spec(given: dict[str, Any]) -> RunSpec:
                 )
     values = {**file_values, **given}
     chosen = preset(values.get("preset", "seed"))
-    values["cells"] = _choose_cells(given, file_values, chosen)
+    for key, value in chosen.defaults.items():  # the preset's settings, below file and flags
+        values.setdefault(key, value)
+    waits = values.get("upstream_ms", ())
+    cells = with_buffering(
+        _choose_cells(given, file_values, chosen), values.get("request_buffering")
+    )
+    values["cells"] = with_waits(cells, waits)
     values.setdefault("threads", chosen.threads)
     return validate(_spec(values))
 
@@ -155,16 +161,20 @@ def _choose_cells(
 # flag dest -> field, per section of the spec; a flag not given leaves the dataclass default.
 LOAD_FIELDS = {"users": "users", "ramp": "ramp_s", "warmup": "warmup_s", "window": "window_s",
                "client_timeout": "client_timeout_s", "stop_timeout": "stop_timeout_s",
-               "processes": "processes"}  # fmt: skip
+               "processes": "processes", "auto_steps": "auto_steps",
+               "slow_upload_pct": "slow_upload_pct", "slow_upload_kb": "slow_upload_kb",
+               "slow_upload_kbps": "slow_upload_kbps"}  # fmt: skip
 NGINX_FIELDS = {"nginx_worker_processes": "worker_processes", "nginx_port": "port",
                 "nginx_worker_connections": "worker_connections",
                 "nginx_backlog": "listen_backlog"}  # fmt: skip
 POSTGRES_FIELDS = {"pg_max_connections": "max_connections", "pg_port": "port"}
 DJANGO_FIELDS = {"conn_max_age": "conn_max_age", "cpu_work_ms": "cpu_work_ms",
-                 "questions": "questions", "choices": "choices"}  # fmt: skip
+                 "questions": "questions", "choices": "choices",
+                 "upstream_calls": "upstream_calls", "db_wait_ms": "db_wait_ms"}  # fmt: skip
 THRESHOLD_FIELDS = {"slo_ms": "slo_ms", "capacity_fail_pct": "fail_pct"}
 TOP_FIELDS = {"workers": "workers", "preset": "preset", "label": "label",
-              "reports_dir": "reports_dir", "app_port": "app_port", "repeat": "repeat"}  # fmt: skip
+              "reports_dir": "reports_dir", "app_port": "app_port", "repeat": "repeat",
+              "upstream_ms": "upstream_ms"}  # fmt: skip
 
 
 def _pick(v: dict[str, Any], fields: dict[str, str]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TextIO
 
 from gatewaybench import preflight
+from gatewaybench.matrix import Cell
 from gatewaybench.results.rundir import RunRecorder
 from gatewaybench.spec import RunSpec, sized_max_connections
 from gatewaybench.stack import app, pollsdb, postgres
@@ -32,7 +33,13 @@ class Context:
         self.base_env = dict(os.environ)
         self.app_env: AppEnv | None = None
         self.question_ids: tuple[int, ...] = ()
-        self.users: tuple[int, ...] = spec.load.users  # or, with --users auto, calibrated
+        # The steps, per upstream wait: the spec's, or, with --users auto, calibrated per wait.
+        self.users_by_wait: dict[int | None, tuple[int, ...]] = {
+            wait: spec.load.users for wait in spec.waits
+        }
+
+    def users_for(self, cell: Cell) -> tuple[int, ...]:
+        return self.users_by_wait[cell.upstream_ms]
 
     @property
     def run_dir(self) -> Path:

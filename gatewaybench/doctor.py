@@ -10,7 +10,7 @@ from typing import TextIO
 from gatewaybench.errors import GatewaybenchError
 from gatewaybench.servers import REGISTRY
 from gatewaybench.spec import SEED_USERS
-from gatewaybench.stack import nginx, postgres
+from gatewaybench.stack import nginx, postgres, upstream
 from gatewaybench.stack.app import SAMPLE_APP_DIR, bin_dir, psycopg3_dir
 from gatewaybench.stack.net import free_port
 
@@ -25,6 +25,10 @@ def _postgres() -> str:
 def _nginx() -> str:
     binary = nginx.find_nginx()
     return f"nginx {nginx.nginx_version(binary)} at {binary}"
+
+
+def _echo_module() -> str:
+    return f"nginx's echo module at {upstream.find_echo_module()} (the delayed upstream)"
 
 
 def _python_tools() -> str:
@@ -74,6 +78,7 @@ def _fd_limit() -> str:
 CHECKS: tuple[tuple[str, Callable[[], str]], ...] = (
     ("postgres", _postgres),
     ("nginx", _nginx),
+    ("nginx echo module", _echo_module),
     ("python tools", _python_tools),
     ("database drivers", _drivers),
     ("ports", _ports),

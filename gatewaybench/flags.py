@@ -12,7 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gatewaybench.spec import parse_cells, parse_dbs, parse_servers, parse_steps, parse_views
+from gatewaybench.spec import (
+    parse_cells,
+    parse_dbs,
+    parse_servers,
+    parse_steps,
+    parse_views,
+    parse_waits,
+)
 
 
 def _int(text: str) -> int:
@@ -58,6 +65,14 @@ def _users(text: str) -> tuple[int, ...]:
     return () if text.strip() == "auto" else parse_steps(text)
 
 
+def _buffering(text: str) -> tuple[bool, ...]:
+    """`on`, `off` or `on,off`: nginx's proxy_request_buffering, a dimension of the matrix."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names or any(n not in ("on", "off") for n in names) or len(set(names)) < len(names):
+        raise argparse.ArgumentTypeError(f"{text!r}: give on, off or on,off")
+    return tuple(n == "on" for n in names)
+
+
 def _max_connections(text: str) -> int:
     return 0 if text == "auto" else _int(text)
 
@@ -71,6 +86,19 @@ RUN_FLAGS = (
     Flag("--views", parse_views, "list", "sync,async (async only for ASGI servers)"),
     Flag("--db", parse_dbs, "list", "close,persistent,pool (Django connection strategy)"),
     Flag("--users", _users, "list", "steps: 100,200 or 100:700:100, or 'auto' (calibrate)"),
+    Flag("--auto-steps", _int, "int", "with --users auto: steps bracketing the knees (default 7)"),
+    Flag("--upstream-ms", parse_waits, "list", "upstream waits per request, ms: 0,20,100,300"),
+    Flag("--upstream-calls", _int, "int", "upstream calls per request (default 1)"),
+    Flag("--db-wait-ms", _int, "int", "pg_sleep in the vote's transaction, ms (default 0)"),
+    Flag("--slow-upload-pct", _int, "int", "percent of users uploading a body slowly (default 0)"),
+    Flag("--slow-upload-kb", _int, "int", "size of a slow upload, KB (default 64)"),
+    Flag("--slow-upload-kbps", _float, "float", "rate of a slow upload, KB/s (default 16)"),
+    Flag(
+        "--request-buffering",
+        _buffering,
+        "list",
+        "nginx proxy_request_buffering: on, off, on,off",
+    ),
     Flag("--workers", _int, "int", "worker processes per server (default: cores)"),
     Flag("--threads", _int, "int", "threads per worker (default: the preset's)"),
     Flag("--ramp", _float, "float", "seconds to spawn a step's users"),

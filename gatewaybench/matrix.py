@@ -2,17 +2,29 @@
 what one shared budget of processes x threads means for each of them.
 
 A cell's label names it everywhere (tables, run directory, report): the server's name alone for
-the seed variant (sync views, a connection per request, psycopg2), otherwise with the variant.
+the seed variant (sync views, a connection per request, psycopg2), otherwise with the variant;
+in a run with an upstream wait dimension (--upstream-ms), the wait follows: `gunicorn@100ms`.
+The label without the wait is the cell's *variant*: one line in the crossover figure.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from gatewaybench.errors import UsageError
-from gatewaybench.servers import REGISTRY, THREADS_ASGIREF, effective_threads
+from gatewaybench.servers import (
+    GEVENT_WORKER_CONNECTIONS,
+    REGISTRY,
+    THREADS_ASGIREF,
+    THREADS_FLAG,
+    THREADS_GREENLET,
+    THREADS_NONE,
+    effective_threads,
+)
 
 VIEWS = ("sync", "async")
+WAIT_SEP = "@"  # cell label: variant@<upstream ms>ms
+UNBUFFERED = "unbuffered"  # cell label part: nginx proxy_request_buffering off
 # close: CONN_MAX_AGE=0, Django's default, a connection per request.
 # persistent: CONN_MAX_AGE>0, a connection per worker thread kept between requests.
 # pool: Django >= 5.1's psycopg 3 connection pool (OPTIONS["pool"]), bounded per process.
@@ -35,6 +47,11 @@ class Cell:
     views: str = "sync"
     db: str = "close"
     driver: str = ""  # empty: psycopg3 for the pool (it requires it), psycopg2 otherwise
+    # ms every polls request waits on the delayed upstream; None: the run has no such dimension
+    upstream_ms: int | None = None
+    # nginx reads a request's whole body before passing it on (nginx's default); False: it
+    # streams the body to the app as it arrives, so a slow client holds the app's worker.
+    request_buffering: bool = True
 
     @property
     def resolved_driver(self) -> str:
@@ -42,6 +59,13 @@ class Cell:
 
     @property
     def label(self) -> str:
+        if self.upstream_ms is None:
+            return self.variant
+        return f"{self.variant}{WAIT_SEP}{self.upstream_ms}ms"
+
+    @property
+    def variant(self) -> str:
+        """The label without the wait: server and app variant only."""
         parts = [self.server]
         if self.views != "sync":
             parts.append(f"{self.views}")
@@ -49,6 +73,8 @@ class Cell:
             parts.append(self.db)
         if self.driver and self.driver != ("psycopg3" if self.db == "pool" else "psycopg2"):
             parts.append(self.driver)
+        if not self.request_buffering:
+            parts.append(UNBUFFERED)
         return "+".join(parts)
 
     @property
@@ -89,6 +115,46 @@ def effective(cell: Cell, budget: Budget) -> Effective:
     return Effective(budget.processes, threads, pool_max, max_db)
 
 
+def with_waits(cells: tuple[Cell, ...], waits: tuple[int, ...]) -> tuple[Cell, ...]:
+    """Cells x upstream waits, wait by wait (so calibration and drift go wait by wait)."""
+    if not waits:
+        return cells
+    if any(c.upstream_ms is not None for c in cells):
+        raise UsageError(
+            "cells name their own waits (@<ms>ms) and --upstream-ms is given too",
+            "use one of the two",
+        )
+    return tuple(replace(c, upstream_ms=ms) for ms in waits for c in cells)
+
+
+def with_buffering(cells: tuple[Cell, ...], buffering: tuple[bool, ...] | None) -> tuple[Cell, ...]:
+    """Cells x nginx request buffering (on, off), cell by cell so each pair runs side by side."""
+    if buffering is None:
+        return cells
+    return tuple(replace(c, request_buffering=b) for c in cells for b in buffering)
+
+
+def in_flight_text(cell: Cell, eff: Effective) -> str:
+    """The most requests the cell can serve at once: what bounds throughput under waits."""
+    mode = REGISTRY[cell.server].threads
+    if mode in (THREADS_FLAG, THREADS_NONE):
+        threads = eff.threads or 1
+        return f"{eff.processes} x {threads} = {eff.processes * threads}"
+    if cell.views == "async":
+        return "event loop"
+    if mode == THREADS_ASGIREF:
+        return "event loop; sync views: a thread per request"
+    return f"event loop: {eff.processes} x {GEVENT_WORKER_CONNECTIONS} greenlets"
+
+
+def blocking_slots(cell: Cell, eff: Effective) -> int | None:
+    """Requests served at once by a cell that blocks a thread per request; None: no such bound
+    (an event loop, greenlets, or asgiref's thread per request)."""
+    if REGISTRY[cell.server].threads in (THREADS_FLAG, THREADS_NONE):
+        return eff.processes * (eff.threads or 1)
+    return None
+
+
 def check_cell(cell: Cell) -> None:
     """Usage errors for a cell that cannot run as asked."""
     if cell.server not in REGISTRY:
@@ -98,6 +164,8 @@ def check_cell(cell: Cell) -> None:
     if cell.db not in DB_STRATEGIES:
         known = ", ".join(DB_STRATEGIES)
         raise UsageError(f"unknown db strategy {cell.db!r}", f"choose from: {known}")
+    if cell.upstream_ms is not None and cell.upstream_ms < 0:
+        raise UsageError(f"{cell.label}: the upstream wait must not be negative", "use ms >= 0")
     if cell.driver and cell.driver not in DRIVERS:
         raise UsageError(f"unknown driver {cell.driver!r}", f"choose from: {', '.join(DRIVERS)}")
     if cell.views == "async" and cell.interface != "asgi":
@@ -118,6 +186,11 @@ def warnings_for(cell: Cell, eff: Effective, max_connections: int) -> list[str]:
         out.append(
             f"{cell.label}: persistent connections under ASGI are kept per asgiref thread, and "
             "those threads come and go per request: connections leak until PostgreSQL refuses more"
+        )
+    if cell.db == "persistent" and REGISTRY[cell.server].threads == THREADS_GREENLET:
+        out.append(
+            f"{cell.label}: persistent connections under gevent are kept per greenlet, and "
+            "greenlets come and go per request: connections leak until PostgreSQL refuses more"
         )
     if eff.max_db_connections is None:
         out.append(

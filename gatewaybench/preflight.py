@@ -14,7 +14,7 @@ from gatewaybench.errors import UsageError
 from gatewaybench.load import calibrate
 from gatewaybench.servers import REGISTRY
 from gatewaybench.spec import RunSpec
-from gatewaybench.stack import nginx, postgres
+from gatewaybench.stack import nginx, postgres, upstream
 from gatewaybench.stack.app import SAMPLE_APP_DIR, bin_dir, psycopg3_dir
 from gatewaybench.stack.net import claim_port
 
@@ -31,12 +31,15 @@ class Resolved:
     nginx_port: int
     pg_port: int
     app_port: int
+    upstream_port: int = 0  # the delayed upstream's (0: the run has no upstream wait)
+    echo_module: Path | None = None
 
 
 def check(spec: RunSpec) -> Resolved:
     _check_python_tools(spec)
     pg_bins = postgres.find_binaries()
     nginx_bin = nginx.find_nginx()
+    echo_module = upstream.find_echo_module() if _waits_upstream(spec) else None
     postgres.run_as_user()  # raises if we are root with no unprivileged user
     raise_fd_limit(max(spec.load.users or (2 * calibrate.PROBE_MAX,)))
     ports = {
@@ -44,11 +47,23 @@ def check(spec: RunSpec) -> Resolved:
         "--pg-port": claim_port("--pg-port", spec.postgres.port),
         "--app-port": claim_port("--app-port", spec.app_port),
     }
+    if echo_module is not None:
+        ports["upstream"] = claim_port("upstream", 0)
     if len(set(ports.values())) != len(ports):
         raise UsageError("two components were given the same port", "give each a distinct port")
     return Resolved(
-        pg_bins, nginx_bin, ports["--nginx-port"], ports["--pg-port"], ports["--app-port"]
+        pg_bins,
+        nginx_bin,
+        ports["--nginx-port"],
+        ports["--pg-port"],
+        ports["--app-port"],
+        ports.get("upstream", 0),
+        echo_module,
     )
+
+
+def _waits_upstream(spec: RunSpec) -> bool:
+    return any(c.upstream_ms for c in spec.cells)
 
 
 def _check_python_tools(spec: RunSpec) -> None:

@@ -3,23 +3,36 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from gatewaybench.errors import UsageError
 from gatewaybench.matrix import Cell
-from gatewaybench.servers import REGISTRY
+from gatewaybench.servers import REGISTRY, THREADS_GREENLET, ServerDef
 from gatewaybench.spec import SEED_CELLS
 
 TUNED_THREADS = 4
+WSGI_ORDER = ("close", "persistent", "pool")  # the order `all` lists a WSGI server's cells in
 
 
 def _tuned() -> tuple[Cell, ...]:
     """Each server with what suits it: WSGI keeps connections per thread; ASGI uses async
     views over a bounded psycopg 3 pool (persistent connections leak under asgiref)."""
     return tuple(
-        Cell(name, "sync", "persistent") if s.interface == "wsgi" else Cell(name, "async", "pool")
+        Cell(name, "sync", _wsgi_dbs(s)[-1])
+        if s.interface == "wsgi"
+        else Cell(name, "async", "pool")
         for name, s in REGISTRY.items()
     )
+
+
+def _wsgi_dbs(server: ServerDef) -> tuple[str, ...]:
+    """A WSGI server's relevant connection strategies, the one that suits it last. Under gevent a
+    connection per request is what works: persistent ones are kept per greenlet (they leak, as
+    under asgiref) and the psycopg 3 pool's worker threads are not what psycogreen patches."""
+    if server.threads == THREADS_GREENLET:
+        return ("close",)
+    return ("close", "pool", "persistent")
 
 
 def _all() -> tuple[Cell, ...]:
@@ -28,10 +41,25 @@ def _all() -> tuple[Cell, ...]:
     cells: list[Cell] = []
     for name, s in REGISTRY.items():
         if s.interface == "wsgi":
-            cells += [Cell(name, "sync", db) for db in ("close", "persistent", "pool")]
+            cells += [Cell(name, "sync", db) for db in sorted(_wsgi_dbs(s), key=WSGI_ORDER.index)]
         else:
             cells += [Cell(name, v, db) for v in ("sync", "async") for db in ("close", "pool")]
     return tuple(cells)
+
+
+IO_THREADS = 8  # gthread's threads and the async cell's pool: enough to serve during waits
+
+
+def _io() -> tuple[Cell, ...]:
+    """The WSGI answers to waiting (a process, threads, greenlets) against ASGI with sync views
+    (a thread per request) and with async views over the pool (the event loop waits)."""
+    return (
+        Cell("gunicorn"),
+        Cell("gunicorn-gthread"),
+        Cell("gunicorn-gevent"),
+        Cell("uvicorn"),
+        Cell("uvicorn", "async", "pool"),
+    )
 
 
 @dataclass(frozen=True)
@@ -39,6 +67,8 @@ class Preset:
     cells: tuple[Cell, ...]
     threads: int
     description: str
+    # Settings by flag dest, applied below a config file, the environment and flags.
+    defaults: dict[str, Any] = field(default_factory=dict)
 
 
 PRESETS: dict[str, Preset] = {
@@ -47,6 +77,15 @@ PRESETS: dict[str, Preset] = {
     ),
     "tuned": Preset(_tuned(), TUNED_THREADS, "each server with the views and pool that suit it"),
     "all": Preset(_all(), TUNED_THREADS, "every server x every relevant variant"),
+    "io": Preset(
+        _io(),
+        IO_THREADS,
+        "when does ASGI pay off: five cells x upstream waits 0, 20, 100, 300 ms, users "
+        "calibrated per wait",
+        # Short windows keep 20 cell-waits within about 25 minutes on 2 cores; 4 steps per
+        # wait bracket the knees the calibration found.
+        {"upstream_ms": (0, 20, 100, 300), "users": (), "auto_steps": 4, "window": 10},
+    ),
 }
 
 

@@ -19,6 +19,11 @@ ASGI_APP = "gbsite.asgi:application"
 THREADS_FLAG = "flag"  # the server has a threads-per-worker option and gets the budget's threads
 THREADS_NONE = "none"  # one request at a time per process (gunicorn's sync worker)
 THREADS_ASGIREF = "asgiref"  # Django's ASGI handler runs sync code in a thread per request
+THREADS_GREENLET = "greenlet"  # a greenlet per request (gevent), no threads flag
+
+# gunicorn's own default for --worker-connections, stated so the argv says it: a gevent worker
+# serves at most this many requests at once (its greenlet pool), so it is the per-process cap.
+GEVENT_WORKER_CONNECTIONS = 1000
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,15 @@ def _gunicorn(a: ServerArgs) -> list[str]:
 def _gunicorn_gthread(a: ServerArgs) -> list[str]:
     target = REGISTRY["gunicorn-gthread"].target(a)
     return [*_gunicorn_common(a), "--worker-class=gthread", f"--threads={a.threads}", target]
+
+
+def _gunicorn_gevent(a: ServerArgs) -> list[str]:
+    return [
+        *_gunicorn_common(a),
+        "--worker-class=gevent",
+        f"--worker-connections={GEVENT_WORKER_CONNECTIONS}",
+        REGISTRY["gunicorn-gevent"].target(a),
+    ]
 
 
 def _gunicorn_uvicorn(a: ServerArgs) -> list[str]:
@@ -142,6 +156,15 @@ REGISTRY: dict[str, ServerDef] = {
             note="gthread workers",
         ),
         ServerDef(
+            "gunicorn-gevent",
+            "wsgi",
+            ("gunicorn", "gevent", "psycogreen"),
+            _gunicorn_gevent,
+            "gunicorn",
+            threads=THREADS_GREENLET,
+            note="gevent workers; psycopg2 cooperative via psycogreen",
+        ),
+        ServerDef(
             "gunicorn-uvicorn",
             "asgi",
             ("gunicorn", "uvicorn-worker", "uvicorn"),
@@ -187,7 +210,8 @@ REGISTRY: dict[str, ServerDef] = {
 
 
 def effective_threads(server: ServerDef, threads: int) -> int | None:
-    """Threads per process the server really runs requests on; None: one per request."""
+    """Threads per process the server really runs requests on; None: no thread count bounds it
+    (a thread per request with asgiref, a greenlet per request with gevent)."""
     if server.threads == THREADS_FLAG:
         return threads
     if server.threads == THREADS_NONE:

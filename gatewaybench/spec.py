@@ -17,7 +17,9 @@ from gatewaybench.errors import UsageError
 from gatewaybench.matrix import (
     DB_STRATEGIES,
     DRIVERS,
+    UNBUFFERED,
     VIEWS,
+    WAIT_SEP,
     Budget,
     Cell,
     check_cell,
@@ -56,6 +58,8 @@ class PostgresSettings:
 class DjangoSettings:
     conn_max_age: int = 60  # seconds, for cells with persistent connections
     cpu_work_ms: float = 0.0  # CPU work added per request (the gate's known slowdown); 0: off
+    upstream_calls: int = 1  # calls to the delayed upstream per polls request (when waiting)
+    db_wait_ms: int = 0  # pg_sleep inside the vote's transaction, ms; 0: off
     questions: int = 10
     choices: int = 4
 
@@ -71,6 +75,14 @@ class LoadSettings:
     processes: int = 1  # Locust processes (>1: Locust's own master + workers; 0: auto)
     think_min_s: float = 1.0  # fixed by the scenario (between(1, 2)); recorded for Little's law
     think_max_s: float = 2.0
+    auto_steps: int = 7  # --users auto: how many steps bracket the calibrated knees
+    slow_upload_pct: int = 0  # percent of users that upload a body slowly (slow clients)
+    slow_upload_kb: int = 64
+    slow_upload_kbps: float = 16.0
+
+    @property
+    def slow_upload_s(self) -> float:
+        return self.slow_upload_kb / self.slow_upload_kbps if self.slow_upload_pct else 0.0
 
     def spawn_rate(self, users: int) -> float:
         return max(1.0, users / self.ramp_s) if self.ramp_s > 0 else float(users)
@@ -116,6 +128,18 @@ class RunSpec:
     thresholds: Thresholds = field(default_factory=Thresholds)
     repeat: int = 1  # the whole matrix N times, servers interleaved
     app: AppSource = field(default_factory=AppSource)
+    upstream_ms: tuple[int, ...] = ()  # the wait dimension; the cells already carry it
+
+    @property
+    def waits(self) -> tuple[int | None, ...]:
+        """The cells' upstream waits in matrix order (None: no wait dimension)."""
+        return tuple(dict.fromkeys(c.upstream_ms for c in self.cells))
+
+    @property
+    def max_wait_s(self) -> float:
+        """The longest wait one request makes (upstream calls, and the vote's database sleep)."""
+        upstream = max((c.upstream_ms or 0 for c in self.cells), default=0)
+        return (upstream * self.django.upstream_calls + self.django.db_wait_ms) / 1000
 
     @property
     def budget(self) -> Budget:
@@ -173,22 +197,30 @@ def parse_cells(text: str) -> tuple[Cell, ...]:
     """`uvicorn+async+pool,gunicorn+persistent`: a server, then any of views/db/driver."""
 
     cells = []
-    for item in (t.strip() for t in text.split(",") if t.strip()):
+    for entry in (t.strip() for t in text.split(",") if t.strip()):
+        item, sep, wait = entry.partition(WAIT_SEP)
         server, *parts = item.split("+")
+        buffering = UNBUFFERED not in parts
         fields: dict[str, str] = {}
-        for part in parts:
+        for part in (p for p in parts if p != UNBUFFERED):
             key = next(
                 (k for k, opts in (("views", VIEWS), ("db", DB_STRATEGIES), ("driver", DRIVERS))
                  if part in opts), None)  # fmt: skip
             if key is None or key in fields:
                 raise UsageError(
                     f"cell {item!r}: {part!r} is not a views, db or driver choice (or repeats)",
-                    "write server[+views][+db][+driver], e.g. uvicorn+async+pool; views: "
+                    "write server[+views][+db][+driver][+unbuffered], e.g. uvicorn+async+pool; "
+                    "views: "
                     f"{'/'.join(VIEWS)}, db: {'/'.join(DB_STRATEGIES)}, "
                     f"driver: {'/'.join(DRIVERS)}",
                 )
             fields[key] = part
-        cell = Cell(server, **fields)
+        cell = Cell(
+            server,
+            **fields,
+            upstream_ms=_cell_wait(entry, wait) if sep else None,
+            request_buffering=buffering,
+        )
         check_cell(cell)
         cells.append(cell)
     if not cells:
@@ -196,6 +228,31 @@ def parse_cells(text: str) -> tuple[Cell, ...]:
     result = tuple(cells)
     unique_labels(result)
     return result
+
+
+def _cell_wait(entry: str, wait: str) -> int:
+    """`100ms` in `gunicorn@100ms` (a label as tables print it)."""
+    digits = wait.removesuffix("ms")
+    if not digits.isdigit():
+        raise UsageError(
+            f"cell {entry!r}: the upstream wait must be whole ms, like @100ms",
+            "write server[+views][+db][+driver][@<ms>ms], or use --upstream-ms",
+        )
+    return int(digits)
+
+
+def parse_waits(text: str) -> tuple[int, ...]:
+    """`0,20,100,300`: upstream waits in ms, whole, not negative, strictly increasing."""
+    fix = "give waits in ms as an increasing list, e.g. --upstream-ms 0,20,100,300"
+    try:
+        waits = tuple(int(p) for p in text.split(","))
+    except ValueError:
+        raise UsageError(f"--upstream-ms {text!r} is not a list of whole ms", fix) from None
+    if any(w < 0 for w in waits):
+        raise UsageError(f"--upstream-ms {text!r}: a wait must not be negative", fix)
+    if any(b <= a for a, b in pairwise(waits)):
+        raise UsageError(f"--upstream-ms {text!r} must be strictly increasing", fix)
+    return waits
 
 
 def _parse_choices(text: str, what: str, choices: tuple[str, ...]) -> tuple[str, ...]:
@@ -250,6 +307,12 @@ def validate(spec: RunSpec) -> RunSpec:
     _positive("--nginx-worker-connections", spec.nginx.worker_connections)
     _not_negative("--conn-max-age", spec.django.conn_max_age)
     _not_negative("--cpu-work-ms", spec.django.cpu_work_ms)
+    _positive("--upstream-calls", spec.django.upstream_calls)
+    _not_negative("--db-wait-ms", spec.django.db_wait_ms)
+    if load.auto_steps < 2:  # one step brackets nothing
+        raise UsageError(f"--auto-steps must be at least 2, got {load.auto_steps}", "pass 2+")
+    _check_waits(spec)
+    _check_slow_uploads(load, spec.app.is_sample)
     _positive("--questions", spec.django.questions)
     _positive("--choices", spec.django.choices)
     for flag, port in (
@@ -268,6 +331,48 @@ def validate(spec: RunSpec) -> RunSpec:
     if wp != "auto" and not (wp.isdigit() and int(wp) > 0):
         raise UsageError(f"--nginx-worker-processes {wp!r} is invalid", "use 'auto' or a number")
     return spec
+
+
+def _check_waits(spec: RunSpec) -> None:
+    """A request that waits longer than the client's timeout can only fail: nothing to learn."""
+    waits = {c.upstream_ms for c in spec.cells}
+    if None in waits and len(waits) > 1:
+        raise UsageError(
+            "some cells have an upstream wait and some do not",
+            "give every cell a wait (--upstream-ms, or @<ms>ms on each --cells entry)",
+        )
+    if spec.max_wait_s >= spec.load.client_timeout_s:
+        raise UsageError(
+            f"a request waits {spec.max_wait_s:g} s (upstream x calls + db wait), not less than "
+            f"the client timeout {spec.load.client_timeout_s:g} s",
+            "use shorter waits or a longer --client-timeout",
+        )
+    if (spec.django.upstream_calls != 1 or spec.django.db_wait_ms) and not spec.app.is_sample:
+        raise UsageError(
+            "--upstream-calls and --db-wait-ms apply to the sample app only", "leave them out"
+        )
+    if waits != {None} and not spec.app.is_sample:
+        raise UsageError("upstream waits apply to the sample app only", "leave out --upstream-ms")
+
+
+def _check_slow_uploads(load: LoadSettings, sample: bool) -> None:
+    if not 0 <= load.slow_upload_pct < 100:
+        raise UsageError(
+            f"--slow-upload-pct {load.slow_upload_pct} is not a share of users",
+            "use 0 (none) to 99",
+        )
+    if not load.slow_upload_pct:
+        return
+    if not sample:
+        raise UsageError("slow uploads apply to the sample app only", "leave out --slow-upload-pct")
+    _positive("--slow-upload-kb", load.slow_upload_kb)
+    _positive("--slow-upload-kbps", load.slow_upload_kbps)
+    if load.slow_upload_s >= load.window_s:
+        raise UsageError(
+            f"a slow upload of {load.slow_upload_kb} KB at {load.slow_upload_kbps:g} KB/s takes "
+            f"{load.slow_upload_s:g} s, not less than the {load.window_s} s window",
+            "upload less, faster, or use a longer --window",
+        )
 
 
 def _positive(flag: str, value: float) -> None:

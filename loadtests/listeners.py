@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import math
 import os
+import random
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,19 @@ def recorder() -> Recorder | None:
 def stopping() -> bool:
     """True once the test is stopping: users finish their request in flight, start no new one."""
     return bool(STATE["stopping"])
+
+
+def recorded_between(low_s: float, high_s: float) -> Callable[[Any], float]:
+    """Locust's `between`, with each think time recorded (for Little's law in the window)."""
+
+    def wait_time(_user: Any) -> float:
+        seconds = random.uniform(low_s, high_s)
+        rec = recorder()
+        if rec is not None:
+            rec.think(seconds)
+        return seconds
+
+    return wait_time
 
 
 def describe(response: Any, exception: BaseException | None) -> str | None:

@@ -13,15 +13,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from locust import FastHttpUser, between, task
+from locust import FastHttpUser, task
 
 # Locust loads this file by path; make the package importable wherever Locust was started from.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from loadtests import listeners
+from loadtests import listeners, slowupload
 from loadtests.pages import CHOICE_RE, CSRF_RE
 
 QUESTION_IDS = [int(x) for x in os.environ.get("GB_QUESTION_IDS", "1,2,3,4,5").split(",")]
 CLIENT_TIMEOUT_S = float(os.environ.get("GB_CLIENT_TIMEOUT_S", "10"))
+# Percent of users that are slow uploaders (loadtests/slowupload.py); 0: voters only.
+SLOW_UPLOAD_PCT = int(os.environ.get("GB_SLOW_UPLOAD_PCT", "0"))
 
 
 def fail(resp: Any, expected: str) -> None:
@@ -33,7 +35,8 @@ def fail(resp: Any, expected: str) -> None:
 
 
 class PollUser(FastHttpUser):
-    wait_time = between(1, 2)
+    wait_time = listeners.recorded_between(1, 2)
+    weight = 100 - SLOW_UPLOAD_PCT
     network_timeout = CLIENT_TIMEOUT_S
     connection_timeout = CLIENT_TIMEOUT_S
 
@@ -96,6 +99,13 @@ class PollUser(FastHttpUser):
         if rec is not None:
             rec.votes[outcome] += 1
         return outcome == "acknowledged"
+
+
+if SLOW_UPLOAD_PCT > 0:
+
+    class SlowUploadUser(slowupload.SlowUploader):
+        weight = SLOW_UPLOAD_PCT
+        abstract = False
 
 
 listeners.install()

@@ -23,6 +23,9 @@ from typing import Any
 
 SCHEMA_VERSION = 1
 TASK_KEY = "__task__"  # pseudo request name counting finished user iterations (for Little's law)
+# Pseudo request name whose histogram holds think times, keyed by the second they began: with
+# the requests' own times, what every user did in the window is measured, not estimated.
+THINK_KEY = "__think__"
 MAX_ERROR_TEXT = 200
 
 
@@ -88,6 +91,11 @@ class Recorder:
 
     def task_done(self) -> None:
         self._bucket(TASK_KEY).count += 1
+
+    def think(self, seconds: float) -> None:
+        bucket = self._bucket(THINK_KEY)
+        bucket.count += 1
+        bucket.hist[bucket_us(seconds * 1000)] += 1
 
     def mark(self, event: str) -> None:
         self.events.setdefault(event, time.time())

@@ -18,11 +18,21 @@ P50_TOLERANCE_PCT = 10.0
 P50_TOLERANCE_MS = 2.5
 
 
+# The polls views call the delayed upstream; the health check and slow uploads do not.
+UPSTREAM_CALLERS = "/polls/"
+UPLOAD_URI = "/polls/upload/"  # the slow clients' (loadtests/slowupload.py): not normal users
+
+
 @dataclass(frozen=True)
 class AccessEntry:
     msec: float
     status: int
     request_time_ms: float
+    uri: str = ""
+
+    @property
+    def calls_upstream(self) -> bool:
+        return self.uri.startswith(UPSTREAM_CALLERS) and self.uri != UPLOAD_URI
 
 
 @dataclass(frozen=True)
@@ -38,10 +48,18 @@ def parse_access(text: str) -> list[AccessEntry]:
     for line in text.splitlines():
         parts = line.split(" ", 3)
         try:
-            entries.append(AccessEntry(float(parts[0]), int(parts[1]), float(parts[2]) * 1000))
+            entries.append(
+                AccessEntry(float(parts[0]), int(parts[1]), float(parts[2]) * 1000, _uri(parts[3]))
+            )
         except (IndexError, ValueError):
             continue  # a line cut by rotation or a foreign format: not evidence either way
     return entries
+
+
+def _uri(rest: str) -> str:
+    """The $uri of `$upstream_response_time "$request_method $uri" $body_bytes_sent`."""
+    quoted = rest.split('"')
+    return quoted[1].partition(" ")[2] if len(quoted) > 2 else ""
 
 
 def cross_check(

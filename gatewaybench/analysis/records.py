@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,9 @@ from gatewaybench.analysis.histogram import Histogram
 from gatewaybench.analysis.series import value_at
 
 TASK_KEY = "__task__"  # must match loadtests.recording.TASK_KEY
+THINK_KEY = "__think__"  # must match loadtests.recording.THINK_KEY
+PSEUDO_KEYS = (TASK_KEY, THINK_KEY)  # not requests: iterations, and think times
+UPLOAD_KEY = "POST /polls/upload/ (slow)"  # must match loadtests.slowupload.UPLOAD_NAME
 CONTROL_ROLES = ("local", "master")  # processes whose timeline defines the step
 
 
@@ -61,18 +65,56 @@ class StepRecords:
             total.update(p.votes)
         return total
 
-    def window_histogram(self, start: int, end: int) -> Histogram:
-        """Latencies of requests completed in seconds [start, end), over all request names."""
+    def window_histogram(
+        self, start: int, end: int, names: Callable[[str], bool] = lambda _: True
+    ) -> Histogram:
+        """Latencies of requests completed in seconds [start, end), over the request names
+        `names` selects (default: all)."""
         hist = Histogram()
         for p in self.processes:
             for second, per_name in p.seconds.items():
                 if not start <= second < end:
                     continue
                 for name, bucket in per_name.items():
-                    if name == TASK_KEY:
+                    if name in PSEUDO_KEYS or not names(name):
                         continue
                     hist.merge(Histogram.from_json(bucket.get("hist", {})))
         return hist
+
+    def busy_seconds(self, start: int, end: int) -> float:
+        """Request-seconds spent inside [start, end): each request's [completion - latency,
+        completion] clipped to the window, with completion taken at the middle of its second.
+        Requests that began before the window or ended after it count only their part inside,
+        so a step whose queue is still settling (latencies of seconds) is measured truly."""
+        return self._seconds_inside(start, end, lambda name: name not in PSEUDO_KEYS, -1)
+
+    def think_seconds(self, start: int, end: int) -> float:
+        """User-seconds spent thinking inside [start, end): each think time recorded at the
+        second it began, clipped to the window like busy_seconds."""
+        return self._seconds_inside(start, end, lambda name: name == THINK_KEY, +1)
+
+    @property
+    def has_think_times(self) -> bool:
+        """Records made before think times were recorded (or by another locustfile) lack them."""
+        return any(THINK_KEY in names for p in self.processes for names in p.seconds.values())
+
+    def _seconds_inside(
+        self, start: int, end: int, names: Callable[[str], bool], direction: int
+    ) -> float:
+        """Sum of the intervals' parts inside [start, end). Each histogram entry is an interval
+        of that length that ended (direction -1) or began (+1) in the middle of its second."""
+        total = 0.0
+        for p in self.processes:
+            for second, per_name in p.seconds.items():
+                anchor = second + 0.5
+                for name, bucket in per_name.items():
+                    if not names(name):
+                        continue
+                    for us, count in bucket.get("hist", {}).items():
+                        other = anchor + direction * int(us) / 1e6
+                        low, high = min(anchor, other), max(anchor, other)
+                        total += max(0.0, min(high, end) - max(low, start)) * int(count)
+        return total
 
     def window_counts(self, start: int, end: int) -> dict[str, Counter[str]]:
         """Per request name (and TASK_KEY): count and failures in seconds [start, end)."""

@@ -12,18 +12,22 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from gatewaybench.analysis.records import TASK_KEY, StepRecords
+from gatewaybench.analysis.records import PSEUDO_KEYS, TASK_KEY, UPLOAD_KEY, StepRecords
+from gatewaybench.analysis.waits import Wait, bound_problem
 
 GEN_CPU_LIMIT_PCT = 80.0  # per generating process (each Locust process uses one core at most)
 LITTLE_TOLERANCE_PCT = 15.0
 PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
 
 STEP_COLUMNS = (
-    "server", "interface", "repeat", "users", "status", "window_s", "window_start", "requests",
+    "server", "variant", "upstream_ms", "interface", "repeat", "users", "status", "window_s",
+    "window_start", "requests",
     "failures", "fail_pct", "slow_pct", "rps", "ok_rps", "mean_ms", "p50_ms", "p90_ms", "p95_ms",
     "p99_ms", "p999_ms", "max_ms", "votes_attempted", "votes_ok", "votes_db", "votes_inflight",
     "drained", "integrity", "gen_processes", "gen_cpu_pct", "littles_users", "littles_err_pct",
-    "nginx_requests", "nginx_p50_ms", "xcheck", "pg_clients_peak", "valid", "invalid_reason",
+    "nginx_requests", "nginx_p50_ms", "xcheck", "upstream_requests", "upstream_p50_ms",
+    "upstream_check", "wait_bound_rps", "uploads", "upload_fail_pct", "upload_p50_ms",
+    "pg_clients_peak", "valid", "invalid_reason",
     "locust_exit",
 )  # fmt: skip
 
@@ -38,6 +42,9 @@ class StepContext:
     think_mean_s: float
     votes_db: int | None
     locust_exit: int | None
+    variant: str = ""  # the server label without its wait; "" in a run without waits
+    upstream_ms: int | None = None  # the cell's upstream wait; None in a run without waits
+    wait: Wait | None = None  # what every request waits (upstream, database); None: nothing
 
 
 @dataclass
@@ -45,6 +52,8 @@ class StepRow:
     server: str
     interface: str
     users: int
+    variant: str = ""
+    upstream_ms: int | None = None
     status: str = "ok"  # "ok": Locust ran to the end of its window; "failed": it did not
     repeat: int = 1
     window_s: int = 0
@@ -75,6 +84,13 @@ class StepRow:
     nginx_requests: int | None = None  # nginx's own count for the window (cross-check)
     nginx_p50_ms: float = math.nan
     xcheck: str = ""
+    upstream_requests: int | None = None  # the delayed upstream's own count for the window
+    upstream_p50_ms: float = math.nan
+    upstream_check: str = ""
+    wait_bound_rps: float = math.nan  # a blocking cell's most requests/s under its wait
+    uploads: int = 0  # slow clients' uploads in the window (not in the figures above)
+    upload_fail_pct: float = math.nan
+    upload_p50_ms: float = math.nan
     pg_clients_peak: int = 0
     valid: bool = False
     invalid_reason: str = ""
@@ -82,6 +98,12 @@ class StepRow:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def invalidate(row: StepRow, reason: str) -> None:
+    """A check made after the records' analysis (from another component's log) failed."""
+    row.valid = False
+    row.invalid_reason = "; ".join(r for r in (row.invalid_reason, reason) if r)
 
 
 def window_bounds(spawning_complete: float, warmup_s: float, window_s: int) -> tuple[int, int]:
@@ -92,6 +114,8 @@ def window_bounds(spawning_complete: float, warmup_s: float, window_s: int) -> t
 
 def analyse_step(records: StepRecords, ctx: StepContext, slo_ms: float = 1000.0) -> StepRow:
     row = StepRow(ctx.server, ctx.interface, ctx.users, window_s=ctx.window_s)
+    row.variant = ctx.variant
+    row.upstream_ms = ctx.upstream_ms
     row.locust_exit = ctx.locust_exit
     row.votes_db = ctx.votes_db
     _audit(records, row)
@@ -106,16 +130,24 @@ def analyse_step(records: StepRecords, ctx: StepContext, slo_ms: float = 1000.0)
     _generator(records, row, start, end)
     _littles_law(records, row, start, end, ctx.think_mean_s)
     reasons = _invalid_reasons(records, row, end)
+    if ctx.wait is not None:
+        row.wait_bound_rps = ctx.wait.bound_rps()
+        reasons += [r for r in (bound_problem(row.ok_rps, ctx.wait),) if r]
     row.valid = not reasons
     row.invalid_reason = "; ".join(reasons)
     return row
 
 
+def _normal(name: str) -> bool:
+    """The voters' requests: the figures a reader compares. Slow uploads are reported apart."""
+    return name not in PSEUDO_KEYS and name != UPLOAD_KEY
+
+
 def _figures(records: StepRecords, row: StepRow, start: int, end: int, slo_ms: float) -> None:
     counts = records.window_counts(start, end)
-    requests = sum(c["count"] for name, c in counts.items() if name != TASK_KEY)
-    failures = sum(c["failures"] for name, c in counts.items() if name != TASK_KEY)
-    hist = records.window_histogram(start, end)
+    requests = sum(c["count"] for name, c in counts.items() if _normal(name))
+    failures = sum(c["failures"] for name, c in counts.items() if _normal(name))
+    hist = records.window_histogram(start, end, _normal)
     row.requests, row.failures = requests, failures
     row.fail_pct = 100 * failures / requests if requests else math.nan
     row.rps = requests / row.window_s
@@ -127,6 +159,13 @@ def _figures(records: StepRecords, row: StepRow, start: int, end: int, slo_ms: f
         PERCENTILES, ("p50_ms", "p90_ms", "p95_ms", "p99_ms", "p999_ms"), strict=True
     ):
         setattr(row, attr, hist.percentile_ms(q))
+    uploads = counts.get(UPLOAD_KEY, Counter())
+    row.uploads = uploads["count"]
+    if row.uploads:
+        row.upload_fail_pct = 100 * uploads["failures"] / row.uploads
+        row.upload_p50_ms = records.window_histogram(
+            start, end, lambda n: n == UPLOAD_KEY
+        ).percentile_ms(50)
 
 
 def _audit(records: StepRecords, row: StepRow) -> None:
@@ -158,11 +197,17 @@ def _generator(records: StepRecords, row: StepRow, start: int, end: int) -> None
 def _littles_law(
     records: StepRecords, row: StepRow, start: int, end: int, think_mean_s: float
 ) -> None:
-    """Closed model: users = throughput x (response time + think time), over the window."""
+    """Closed model: every user is either in a request or thinking. Both are measured inside
+    the window (request-seconds, think-seconds); a user doing neither (a generator too busy to
+    run it) shows as a shortfall. Records without think times use tasks x the mean think time."""
     seconds = end - start
-    busy_s = records.window_histogram(start, end).sum_us() / 1e6 / seconds
-    tasks = records.window_counts(start, end).get(TASK_KEY, Counter())["count"]
-    row.littles_users = busy_s + tasks / seconds * think_mean_s
+    busy_s = records.busy_seconds(start, end) / seconds
+    if records.has_think_times:
+        thinking = records.think_seconds(start, end) / seconds
+    else:
+        tasks = records.window_counts(start, end).get(TASK_KEY, Counter())["count"]
+        thinking = tasks / seconds * think_mean_s
+    row.littles_users = busy_s + thinking
     row.littles_err_pct = 100 * abs(row.littles_users - row.users) / row.users
 
 

@@ -99,6 +99,7 @@ def run_compose(
     """Run the matrix in containers; print the tables and, as the last line, the run dir."""
     with interruptible() as guard:
         try:
+            refuse_unsupported(spec)
             project = svc.build_project(spec)  # usage errors before anything is created
             client = connect(client_factory)
             run_dir = create_run_dir(spec.reports_dir.absolute(), spec.label)
@@ -120,6 +121,21 @@ def run_compose(
                     f"rebuild it with: gatewaybench report {run_dir}")  # fmt: skip
         print(run_dir, file=out, flush=True)
         return code if code or guard.exit_code is None else guard.exit_code
+
+
+def refuse_unsupported(spec: RunSpec) -> None:
+    """What only the local backend measures yet: the compose file has the upstream service, but
+    this runner neither starts it nor reads its log, so a wait would fail every request."""
+    if any(c.upstream_ms for c in spec.cells) or spec.django.db_wait_ms:
+        raise UsageError(
+            "upstream and database waits run on the local backend only (for now)",
+            "drop --backend compose, or use docker compose with GB_UPSTREAM_MS set",
+        )
+    if spec.load.slow_upload_pct or any(not c.request_buffering for c in spec.cells):
+        raise UsageError(
+            "slow uploads and nginx request buffering run on the local backend only (for now)",
+            "drop --backend compose",
+        )
 
 
 def run_values(spec: RunSpec) -> dict[str, str]:

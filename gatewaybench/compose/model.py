@@ -79,6 +79,14 @@ class Dependency:
 
 
 @dataclass(frozen=True)
+class Build:
+    """An image built from the repository rather than pulled (compose: `build:`)."""
+
+    dockerfile: str  # path relative to the compose file
+    context: str = "."  # the build context: only what the Dockerfile needs
+
+
+@dataclass(frozen=True)
 class Port:
     host_ip: str
     host_port_variable: str  # compose: ${VAR:-default}; SDK backend: a free port of its own
@@ -91,8 +99,11 @@ class Service:
     name: str
     image: str
     command: tuple[str, ...]
-    component: str  # resources.csv's component: postgres, app, nginx, locust ("" for one-shots)
-    build: bool = False  # the image is built from docker/app.Dockerfile
+    component: str  # resources.csv's: postgres, upstream, app, nginx, locust ("" for one-shots)
+    build: Build | None = None  # None: a pinned image, pulled
+    # compose: the image is `${VARIABLE:-image}`, so a locally built or mirrored image can stand
+    # in; the SDK backend uses `image` itself.
+    image_variable: str = ""
     environment: Mapping[str, str] = field(default_factory=dict)
     depends_on: tuple[Dependency, ...] = ()
     healthcheck: Healthcheck | None = None

@@ -1,10 +1,11 @@
-"""The Docker topology built from a RunSpec: postgres, migrate, one app service per cell, nginx,
-and Locust's master and workers.
+"""The Docker topology built from a RunSpec: postgres, the delayed upstream API, migrate, one app
+service per cell, nginx, and Locust's master and workers.
 
 Every command comes from the code the local backend runs: server argv from
 `servers.REGISTRY[...].build_argv`, PostgreSQL's settings from `postgres.postgres_argv`, the
 app's environment from `stack.app` (AppEnv and cell_variables), nginx's config from the one
-template through `nginx.render_config`, Locust's step flags from `locust_runner.locust_argv`.
+template through `nginx.render_config`, the upstream's from its one template through
+`upstream.render_config`, Locust's step flags from `locust_runner.locust_argv`.
 Only what a container changes is changed here: paths, bind addresses and host names.
 """
 
@@ -20,6 +21,7 @@ from gatewaybench.compose.model import (
     COMPLETED,
     HEALTHY,
     STARTED,
+    Build,
     Dependency,
     FileMount,
     Healthcheck,
@@ -35,18 +37,26 @@ from gatewaybench.load import locust_runner
 from gatewaybench.matrix import Cell, effective
 from gatewaybench.servers import REGISTRY, ServerArgs
 from gatewaybench.spec import SEED_USERS, RunSpec, sized_max_connections
-from gatewaybench.stack import nginx, postgres
-from gatewaybench.stack.app import AppEnv, cell_variables
+from gatewaybench.stack import nginx, postgres, upstream
+from gatewaybench.stack.app import AppEnv, cell_variables, upstream_variables
 
 # Official images, pinned to exact versions (PostgreSQL's major matches Debian's packaged 15).
 POSTGRES_IMAGE = "postgres:15.10-bookworm"
 NGINX_IMAGE = "nginx:1.27.4-bookworm"
 PYTHON_IMAGE = "python:3.11.11-slim-bookworm"  # docker/app.Dockerfile's FROM (a test checks)
 APP_IMAGE = f"gatewaybench-app:{__version__}"
+# The delayed upstream: Debian's nginx with the echo module (the official image has no echo
+# module), built from docker/upstream.Dockerfile on DEBIAN_IMAGE (its FROM; a test checks).
+UPSTREAM_IMAGE = f"gatewaybench-upstream:{__version__}"
+DEBIAN_IMAGE = "debian:12.9-slim"
 
 PROJECT = "gatewaybench"
 DOCKERFILE = "docker/app.Dockerfile"
+UPSTREAM_DOCKERFILE = "docker/upstream.Dockerfile"
+APP_BUILD = Build(DOCKERFILE)
+UPSTREAM_BUILD = Build(UPSTREAM_DOCKERFILE, context="docker")  # it copies nothing in
 NGINX_CONF_FILE = "docker/nginx.conf"
+UPSTREAM_CONF_FILE = "docker/upstream.conf"
 POSTGRES_INIT_FILE = "docker/postgres-init.sh"
 
 # Paths inside the app image (docker/app.Dockerfile).
@@ -61,6 +71,9 @@ APP_USER = "app"
 
 APP_PORT = 8000  # inside the compose network only; never published
 NGINX_PORT = 80
+UPSTREAM_PORT = 8081  # inside the compose network only; never published
+UPSTREAM_URL = f"http://upstream:{UPSTREAM_PORT}"
+ECHO_MODULE = "/usr/lib/nginx/modules/ngx_http_echo_module.so"  # Debian's libnginx-mod-http-echo
 MASTER_PORT = 5557
 PG_PORT = 5432
 PG_DATA = "/var/lib/postgresql/data"
@@ -88,10 +101,6 @@ PG_READY = ("pg_isready", "-h", "127.0.0.1", "-p", str(PG_PORT), "-U", postgres.
             "-d", "postgres")  # fmt: skip
 
 
-PG_READY = ("pg_isready", "-h", "127.0.0.1", "-p", str(PG_PORT), "-U", postgres.SUPERUSER,
-            "-d", "postgres")  # fmt: skip
-
-
 def service_name(cell: Cell) -> str:
     """`app-<label>`, with what compose does not allow in a name (`+`) turned into `-`."""
     return "app-" + re.sub(r"[^a-z0-9_.-]", "-", cell.label.lower())
@@ -110,6 +119,7 @@ def build_project(spec: RunSpec) -> Project:
     apps = tuple(app_service(spec, cell) for cell in spec.cells)
     services = (
         postgres_service(spec),
+        upstream_service(),
         migrate_service(spec),
         *apps,
         nginx_service(spec, apps),
@@ -180,6 +190,58 @@ def app_environment(spec: RunSpec, cell: Cell | None = None) -> dict[str, str]:
     return dict(sorted(env.items()))
 
 
+def upstream_config() -> str:
+    """The one template (nginx/upstream.conf.j2), rendered with the Debian image's paths. Logs go
+    to the container's stdout (access) and stderr (errors), so they reach `docker logs` as the
+    front nginx's do; the master opens them before workers drop to www-data."""
+    files = upstream.UpstreamFiles(
+        conf=Path("/etc/nginx/nginx.conf"),
+        pid=Path("/run/nginx.pid"),
+        error_log=Path("/dev/stderr"),
+        access_log=Path("/dev/stdout"),
+        temp_dir=Path("/var/lib/nginx"),
+    )
+    return upstream.render_config(
+        echo_module=ECHO_MODULE,
+        listen=f"{ANY_ADDRESS}:{UPSTREAM_PORT}",
+        files=files,
+        user=("www-data", "www-data"),
+    )
+
+
+def upstream_service() -> Service:
+    """The delayed upstream API the app waits on (GET /sleep?s=...): reached as
+    http://upstream:8081 on the project network, never published on the host."""
+    return Service(
+        name="upstream",
+        image=UPSTREAM_IMAGE,
+        image_variable="GB_UPSTREAM_IMAGE",
+        build=UPSTREAM_BUILD,
+        command=("nginx", "-c", "/etc/nginx/nginx.conf"),
+        component="upstream",
+        healthcheck=Healthcheck(
+            ("curl", "-fsS", "-o", "/dev/null", f"http://127.0.0.1:{UPSTREAM_PORT}/healthz"),
+            interval_s=2,
+            retries=15,
+        ),
+        files=(FileMount(UPSTREAM_CONF_FILE, "/etc/nginx/nginx.conf", upstream_config()),),
+        nofile=NOFILE,
+    )
+
+
+def wait_variables(spec: RunSpec, cell: Cell) -> dict[str, str]:
+    """What the app waits for (sample_app/gbsite/settings.py). The wait, the calls and the vote's
+    database wait are compose variables whose defaults are this spec's: the cell's own wait (0
+    without a wait dimension: no call at all, today's behaviour), so `GB_UPSTREAM_MS=100 docker
+    compose up` sets a wait, while the SDK backend, which sets none of these variables, runs the
+    cell's wait from the spec. Where it is and how long a call may take: as locally."""
+    return upstream_variables(UPSTREAM_URL, spec.load.client_timeout_s) | {
+        "GB_UPSTREAM_MS": var_ref("GB_UPSTREAM_MS", str(cell.upstream_ms or 0)),
+        "GB_UPSTREAM_CALLS": var_ref("GB_UPSTREAM_CALLS", str(spec.django.upstream_calls)),
+        "GB_DB_WAIT_MS": var_ref("GB_DB_WAIT_MS", str(spec.django.db_wait_ms)),
+    }
+
+
 def migrate_service(spec: RunSpec) -> Service:
     python = str(BIN / "python")
     steps = [
@@ -190,7 +252,7 @@ def migrate_service(spec: RunSpec) -> Service:
     return Service(
         name="migrate",
         image=APP_IMAGE,
-        build=True,
+        build=APP_BUILD,
         command=("sh", "-c", " && ".join(shlex.join(s) for s in steps)),
         component="",
         environment=app_environment(spec),
@@ -214,14 +276,18 @@ def app_service(spec: RunSpec, cell: Cell) -> Service:
         f"r = urllib.request.urlopen('http://127.0.0.1:{APP_PORT}/healthz', timeout=3); "
         "sys.exit(0 if r.status == 200 else 1)"
     )
+    environment = app_environment(spec, cell) | wait_variables(spec, cell)
     return Service(
         name=service_name(cell),
         image=APP_IMAGE,
-        build=True,
+        build=APP_BUILD,
         command=tuple(argv),
         component="app",
-        environment=app_environment(spec, cell),
-        depends_on=(Dependency("migrate", COMPLETED),),
+        environment=dict(sorted(environment.items())),
+        # The upstream healthy first, whatever the wait: with GB_UPSTREAM_MS > 0 (a variable any
+        # `up` may set) the first requests must not meet a refused connection, and with 0 the
+        # cost is the upstream's start-up, a second or two, once.
+        depends_on=(Dependency("migrate", COMPLETED), Dependency("upstream", HEALTHY)),
         healthcheck=Healthcheck((str(BIN / "python"), "-c", probe), interval_s=5, retries=24),
         profiles=(profile_name(cell),),
         aliases=("app",),
@@ -294,7 +360,7 @@ def locust_master_service(spec: RunSpec) -> Service:
     return Service(
         name="locust-master",
         image=APP_IMAGE,
-        build=True,
+        build=APP_BUILD,
         command=(
             str(BIN / "locust"),
             f"--locustfile={LOADTESTS}/locustfile.py,{LOADTESTS}/shape.py",
@@ -321,7 +387,7 @@ def locust_worker_service(spec: RunSpec) -> Service:
     return Service(
         name="locust-worker",
         image=APP_IMAGE,
-        build=True,
+        build=APP_BUILD,
         command=worker_command(f"{LOADTESTS}/locustfile.py"),
         component="locust",
         environment=locust_environment(spec),

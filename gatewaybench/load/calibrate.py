@@ -66,12 +66,12 @@ def knee(probes: list[Probe]) -> int:
     return last
 
 
-def choose_steps(knees: list[int]) -> tuple[int, ...]:
-    """Geometric steps from half the lowest knee to twice the highest."""
+def choose_steps(knees: list[int], count: int = STEPS) -> tuple[int, ...]:
+    """`count` geometric steps from half the lowest knee to twice the highest."""
     low = max(MIN_USERS, min(knees) // 2 if min(knees) else PROBE_START // 2)
     high = max(low * 2, 2 * max(knees) if max(knees) else PROBE_START)
-    ratio = (high / low) ** (1 / (STEPS - 1))
-    steps = sorted({_round2(low * ratio**i) for i in range(STEPS)})
+    ratio = (high / low) ** (1 / (count - 1))
+    steps = sorted({_round2(low * ratio**i) for i in range(count)})
     return tuple(steps)
 
 

@@ -86,6 +86,9 @@ def locust_env(base: dict[str, str], load: LoadSettings, plan: StepPlan) -> dict
             "GB_CLIENT_TIMEOUT_S": f"{load.client_timeout_s:g}",
             "GB_WARMUP_S": f"{load.warmup_s:g}",
             "GB_WINDOW_S": str(load.window_s),
+            "GB_SLOW_UPLOAD_PCT": str(load.slow_upload_pct),
+            "GB_SLOW_UPLOAD_KB": str(load.slow_upload_kb),
+            "GB_SLOW_UPLOAD_KBPS": f"{load.slow_upload_kbps:g}",
             "PYTHONUNBUFFERED": "1",
         }
     )

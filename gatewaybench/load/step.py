@@ -14,10 +14,16 @@ from typing import Any
 import psycopg2
 
 from gatewaybench.analysis.failures import FailureRow, failure_rows, gather_evidence
-from gatewaybench.analysis.nginxlog import cross_check, parse_access
+from gatewaybench.analysis.nginxlog import UPLOAD_URI, cross_check, parse_access
 from gatewaybench.analysis.records import StepRecords, read_step_records
 from gatewaybench.analysis.resources import ResourceRow, resource_rows
-from gatewaybench.analysis.step import StepContext, StepRow, analyse_step
+from gatewaybench.analysis.step import StepContext, StepRow, analyse_step, invalidate
+from gatewaybench.analysis.waits import (
+    Wait,
+    check_upstream,
+    expected_calls,
+    parse_upstream_access,
+)
 from gatewaybench.load import locust_runner
 from gatewaybench.results.files import write_json
 from gatewaybench.spec import LoadSettings, RunSpec
@@ -39,12 +45,16 @@ class Stack:
     nginx_port: int
     question_ids: tuple[int, ...]
     procs: dict[str, ManagedProcess]  # component name -> process (group leader)
-    logs: dict[str, Path]  # "nginx_error", "nginx_access", "app", "postgres"
+    # "nginx_error", "nginx_access", "app", "postgres"; "upstream_access" when it waits
+    logs: dict[str, Path]
     env: dict[str, str] = field(default_factory=dict)
     label: str = ""  # the cell's label: what tables call the server
     interface: str = ""
     locustfile: Path | None = None  # None: the polls scenario
     audit: bool = True  # count votes in the database (the polls app only)
+    variant: str = ""  # the label without the wait, in a run with upstream waits
+    upstream_ms: int | None = None
+    wait: Wait | None = None  # what every request waits; None: nothing configured
 
 
 @dataclass
@@ -100,6 +110,9 @@ def measure_step(
         nginx_access=mark.since(stack.logs["nginx_access"]),
         app=mark.since(stack.logs["app"]),
         postgres=mark.since(stack.logs["postgres"]),
+        upstream_access=mark.since(stack.logs["upstream_access"])
+        if "upstream_access" in stack.logs
+        else "",
     )
     context = _context(stack, users, load, votes, code)
     return analyse_measured(
@@ -115,6 +128,7 @@ class StepLogs:
     nginx_access: str
     app: str
     postgres: str
+    upstream_access: str = ""  # the delayed upstream's access log ('' when it has none)
 
 
 def analyse_measured(
@@ -142,6 +156,7 @@ def analyse_measured(
         users=context.users,
     )
     _cross_check(row, logs.nginx_access, failures)
+    _check_upstream(row, logs, context.wait)
     resources = (
         resource_rows(
             samples, server=context.server, repeat=repeat, users=context.users, start=start, end=end
@@ -170,7 +185,17 @@ def _context(
     # Little's law needs the scenario's think time: known for the polls scenario only.
     think = (load.think_min_s + load.think_max_s) / 2 if stack.locustfile is None else math.nan
     return StepContext(
-        stack.label, stack.interface, users, load.warmup_s, load.window_s, think, votes_db, code
+        stack.label,
+        stack.interface,
+        users,
+        load.warmup_s,
+        load.window_s,
+        think,
+        votes_db,
+        code,
+        variant=stack.variant,
+        upstream_ms=stack.upstream_ms,
+        wait=stack.wait,
     )
 
 
@@ -183,6 +208,27 @@ def _save_window_histogram(records: StepRecords, step_dir: Path, start: int, end
     )
 
 
+def _check_upstream(row: StepRow, logs: StepLogs, wait: Wait | None) -> None:
+    """The delayed upstream's own account of the window: its count beside the app's calls, and
+    its median, which must be the configured delay (else the step measured another wait)."""
+    if row.status != "ok" or wait is None or not wait.upstream_ms:
+        return
+    start, end = row.window_start, row.window_start + row.window_s
+    front = [e.status for e in parse_access(logs.nginx_access)
+             if start <= e.msec < end and e.calls_upstream]  # fmt: skip
+    check = check_upstream(
+        parse_upstream_access(logs.upstream_access),
+        start,
+        end,
+        wait,
+        expected_calls(front, wait.calls),
+    )
+    row.upstream_requests, row.upstream_p50_ms = check.requests, check.p50_ms
+    row.upstream_check = check.text if logs.nginx_access else f"{check.text} (no front log)"
+    if not check.p50_ok:
+        invalidate(row, check.text)
+
+
 def _cross_check(row: StepRow, access_text: str, failures: list[FailureRow]) -> None:
     if row.status != "ok" or not access_text:
         row.xcheck = "not available" if row.status == "ok" else ""
@@ -190,7 +236,7 @@ def _cross_check(row: StepRow, access_text: str, failures: list[FailureRow]) -> 
     # Connections nginx dropped before any HTTP exchange never reach its access log.
     unseen = sum(f.count for f in failures if f.kind in CONNECTION_KINDS)
     check = cross_check(
-        parse_access(access_text),
+        [e for e in parse_access(access_text) if e.uri != UPLOAD_URI],
         row.window_start,
         row.window_start + row.window_s,
         row.requests - unseen,

@@ -17,7 +17,9 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure as MplFigure
+from matplotlib.lines import Line2D
 
+from gatewaybench.analysis.crossover import Crossover, Point
 from gatewaybench.servers import REGISTRY
 
 matplotlib.rcParams.update(
@@ -134,6 +136,81 @@ def component_figure(resources: pd.DataFrame, column: str, title: str, ylabel: s
     fig.suptitle(title)
     alt = f"{title}, one panel per component ({', '.join(components)}), one line per server"
     return Figure(column, title, alt, to_svg(fig), wide=True)
+
+
+def _server_of(variant: str) -> str:
+    # a variant label is the registry name, then "+"-joined options (matrix.Cell.label)
+    return variant.split("+", 1)[0]
+
+
+def _variant_styles(variants: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """(colour, linestyle) per variant: the server's colour, and a new linestyle for each
+    further variant sharing that colour, so no two lines look alike."""
+    styles: dict[str, tuple[str, str]] = {}
+    for variant in variants:
+        color = color_of(_server_of(variant))
+        same = sum(1 for c, _ in styles.values() if c == color)
+        styles[variant] = (color, LINESTYLES[same % len(LINESTYLES)])
+    return styles
+
+
+def _plot_variant(
+    ax: Axes, pts: list[tuple[float, Point]], color: str, style: str, label: str
+) -> None:
+    xs = [x for x, _ in pts]
+    ys = [p.capacity.mean for _, p in pts]
+    errs = [0.0 if p.capacity.n < 2 else p.capacity.half_width for _, p in pts]
+    ax.errorbar(xs, ys, yerr=errs if any(errs) else None, color=color, linestyle=style,
+                marker="o", markersize=4, capsize=3, label=label)  # fmt: skip
+    bound = [(x, p.capacity.mean) for x, p in pts if p.lower_bound]
+    if bound:  # hollow up-triangles: "at least this many"
+        ax.plot(*zip(*bound, strict=True), linestyle="none", marker="^", markersize=10,
+                markerfacecolor="none", markeredgecolor=color)  # fmt: skip
+    bad = [(x, p.capacity.mean) for x, p in pts if p.invalid]
+    if bad:
+        ax.plot(*zip(*bad, strict=True), linestyle="none", marker="x", markersize=8, color=color)
+
+
+def _marker_legend(ax: Axes, cx: Crossover) -> None:
+    """Variants, then what the special markers mean (only those the figure uses)."""
+    handles, labels = ax.get_legend_handles_labels()
+    if any(p.lower_bound for p in cx.points.values()):
+        handles.append(Line2D([], [], linestyle="none", marker="^", markersize=8,
+                              markerfacecolor="none", markeredgecolor="#555"))  # fmt: skip
+        labels.append("at least: largest step held")
+    if any(p.invalid for p in cx.points.values()):
+        handles.append(Line2D([], [], linestyle="none", marker="x", markersize=7, color="#555"))
+        labels.append("cell with an invalid step")
+    ax.legend(handles, labels, fontsize=7, handlelength=3)  # long enough to show dashes
+
+
+def crossover_figure(cx: Crossover) -> Figure:
+    """Users held against upstream wait, one line per variant; the waits tested are categories
+    (0 ms has no place on a log axis, and 0/20/100/300 crowd a linear one)."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    styles = _variant_styles(cx.variants)
+    for i, (variant, (color, style)) in enumerate(styles.items()):
+        dodge = (i - (len(styles) - 1) / 2) * 0.04  # equal values stay visible side by side
+        pts = [
+            (x + dodge, p)
+            for x, w in enumerate(cx.waits)
+            if (p := cx.point(variant, w)) is not None
+        ]
+        _plot_variant(ax, pts, color, style, variant)
+    ax.set_xticks(range(len(cx.waits)), [f"{w}" for w in cx.waits])
+    ax.set(title="Users held vs upstream wait", xlabel="upstream wait per request (ms)",
+           ylabel="users held within the SLO")  # fmt: skip
+    top = max(p.largest_step for p in cx.points.values())
+    ax.set_ylim(bottom=0, top=top * 1.12)  # room for the lower-bound markers at the top step
+    _marker_legend(ax, cx)
+    alt = (
+        "Users held within the SLO (the largest step held) against the upstream wait per "
+        "request, one line per variant; the waits tested are evenly spaced on the x axis, not "
+        "to scale, and lines are nudged sideways so equal values stay visible; error bars: 95 % "
+        "CI over repeats; a hollow triangle marks a lower bound (the largest step tested was "
+        "held); an x marks a cell with an invalid step"
+    )
+    return Figure("crossover", "Users held vs upstream wait", alt, to_svg(fig))
 
 
 def run_figures(steps: pd.DataFrame, resources: pd.DataFrame) -> Sequence[Figure]:

@@ -15,11 +15,12 @@ from typing import Any
 import jinja2
 import pandas as pd
 
+from gatewaybench.analysis import crossover
 from gatewaybench.analysis.capacity import Capacity
 from gatewaybench.report import figures
 from gatewaybench.report.data import RunData, load_run
-from gatewaybench.report.tables import Table, cells_table, records_table, seed_table
-from gatewaybench.report.verdict import verdict
+from gatewaybench.report.tables import Cell, Table, cells_table, records_table, seed_table
+from gatewaybench.report.verdict import run_crossover, verdict
 from gatewaybench.results.files import write_atomic
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -79,6 +80,27 @@ def capacity_rows(caps: list[Capacity]) -> list[dict[str, str]]:
     ]  # fmt: skip
 
 
+def crossover_table(cx: crossover.Crossover) -> Table:
+    """The crossover as a report table: invalid cells styled and titled with their reasons."""
+    model = crossover.table(cx)
+    table = Table(model.caption, model.header, note=model.note)
+    for variant, *texts in model.rows:
+        cells = [Cell(variant, "rowhead")]
+        for wait, text in zip(cx.waits, texts, strict=True):
+            p = cx.point(variant, wait)
+            invalid = p is not None and p.invalid
+            title = "; ".join(p.invalid_reasons) if p is not None else ""
+            cells.append(Cell(text, "invalid" if invalid else "", title))
+        table.rows.append(cells)
+    return table
+
+
+def crossover_context(cx: crossover.Crossover | None) -> dict[str, Any] | None:
+    if cx is None:
+        return None
+    return {"sentences": crossover.sentences(cx), "table": crossover_table(cx)}
+
+
 def facts(run: RunData) -> dict[str, Any]:
     m = run.manifest
     phases = m.get("phases", [])
@@ -109,10 +131,16 @@ def raw_links(run: RunData) -> list[tuple[str, str]]:
 
 def _context(run: RunData) -> dict[str, Any]:
     sentences, notes = verdict(run)
-    figs = figures.run_figures(run.steps, run.resources)
+    cx = run_crossover(run)
+    headline = crossover_context(cx)
+    if headline is not None:  # the verdict opens with the crossover: shown in its own block
+        sentences = sentences[len(headline["sentences"]) :]
+    figs = [figures.crossover_figure(cx)] if cx is not None else []
+    figs += figures.run_figures(run.steps, run.resources)
     steps = run.steps
     return {
         "run": run,
+        "crossover": headline,
         "sentences": sentences,
         "caveats": notes,
         "seed_tables": seed_tables(run) if not steps.empty else [],
@@ -149,6 +177,7 @@ def results_json(run: RunData) -> dict[str, Any]:
         "status": run.manifest.get("status"),
         "thresholds": run.thresholds,
         "capacity": capacity_rows(run.capacities()),
+        "crossover": crossover.to_json(run_crossover(run)),
         "cells": {
             label: {k: v for k, v in facts.items() if k not in ("argv", "log_tail")}
             for label, facts in run.manifest.get("servers", {}).items()

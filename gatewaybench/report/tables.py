@@ -89,7 +89,8 @@ def records_table(df: pd.DataFrame, columns: list[tuple[str, str, str]], caption
 
 
 CELL_HEADER = ["cell", "server", "interface", "views", "db connections", "driver (reported)",
-               "processes x threads", "pool / process", "max DB connections", "status"]  # fmt: skip
+               "processes x threads", "max requests in flight", "pool / process",
+               "max DB connections", "status"]  # fmt: skip
 
 
 def cells_table(manifest: dict[str, Any]) -> Table:
@@ -126,6 +127,7 @@ def cells_table(manifest: dict[str, Any]) -> Table:
                 Cell(str(s.get("db", "close"))),
                 Cell(driver_text),
                 Cell(f"{s.get('processes', s.get('workers', '?'))} x {threads}"),
+                Cell(str(s.get("in_flight", "?"))),  # manifests before the fact: unknown
                 Cell(str(s.get("pool_max", 0) or "-")),
                 Cell(str(s.get("max_db_connections", "?"))),
                 Cell(str(s.get("status", ""))),
@@ -133,7 +135,10 @@ def cells_table(manifest: dict[str, Any]) -> Table:
         )
     table.note = (
         "threads 'per request': Django's ASGI handler runs sync code in a thread per request "
-        "(asgiref), which no server flag bounds. db: close = CONN_MAX_AGE 0; persistent = "
+        "(asgiref), which no server flag bounds. max requests in flight: processes x threads "
+        "for thread-bound cells (a thread serves one request at a time); 'event loop' for ASGI "
+        "async views and gevent workers, whose loop takes new requests while others wait; '?': "
+        "not recorded by this run. db: close = CONN_MAX_AGE 0; persistent = "
         "CONN_MAX_AGE > 0; pool = Django's psycopg 3 pool."
     )
     return table

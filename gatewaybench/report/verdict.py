@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from gatewaybench.analysis import crossover
 from gatewaybench.analysis.tables import caveats
 from gatewaybench.report.data import RunData
 
@@ -58,8 +59,20 @@ def server_sentences(run: RunData) -> list[str]:
     return out
 
 
+def run_crossover(run: RunData) -> crossover.Crossover | None:
+    """The run's crossover under its own thresholds; None without the upstream-wait dimension."""
+    t = run.thresholds
+    return crossover.crossover(run.steps, t["fail_pct"], t["slo_ms"])
+
+
+def crossover_sentences(run: RunData) -> list[str]:
+    cx = run_crossover(run)
+    return crossover.sentences(cx) if cx is not None else []
+
+
 def verdict(run: RunData) -> tuple[list[str], list[str]]:
-    """(sentences, caveats) for the top of a report."""
+    """(sentences, caveats) for the top of a report; the crossover, when the run has one, is
+    the headline and comes first."""
     if run.steps.empty:
         return ["No step finished, so there is nothing to conclude."], []
     notes = caveats(run.steps)
@@ -69,4 +82,4 @@ def verdict(run: RunData) -> tuple[list[str], list[str]]:
     status = run.manifest.get("status")
     if status != "complete":
         notes.insert(0, f"The run is {status}: this report shows only the steps that finished.")
-    return server_sentences(run), notes
+    return crossover_sentences(run) + server_sentences(run), notes

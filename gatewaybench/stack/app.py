@@ -43,12 +43,18 @@ def cell_variables(
     """What differs between cells, as the app reads it (sample_app/gbsite/settings.py)."""
     env = {
         "GB_VIEWS": cell.views,
+        "GB_UPSTREAM_MS": str(cell.upstream_ms or 0),
         "GB_CONN_MAX_AGE": str(django.conn_max_age if cell.db == "persistent" else 0),
         "GB_DB_POOL_MAX": str(eff.pool_max),
     }
     if cell.resolved_driver == "psycopg3":
         env["PYTHONPATH"] = str(psycopg3_dir(python))
     return env
+
+
+def upstream_variables(url: str, timeout_s: float) -> dict[str, str]:
+    """Where the delayed upstream is; a call may wait as long as the client would."""
+    return {"GB_UPSTREAM_URL": url, "GB_UPSTREAM_TIMEOUT_S": f"{timeout_s:g}"}
 
 
 @dataclass(frozen=True)
@@ -90,6 +96,8 @@ class AppEnv:
                 "DATABASE_URL": f"postgres://{d.user}:{d.password}@{d.host}:{d.port}/{d.dbname}",
                 "GB_ALLOWED_HOSTS": f"{LOOPBACK},localhost",
                 "GB_CPU_WORK_MS": f"{self.django.cpu_work_ms:g}",
+                "GB_UPSTREAM_CALLS": str(self.django.upstream_calls),
+                "GB_DB_WAIT_MS": str(self.django.db_wait_ms),
                 "PYTHONUNBUFFERED": "1",
             }
         )

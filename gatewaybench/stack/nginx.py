@@ -76,6 +76,7 @@ def render_config(
     upstreams: Sequence[str],
     files: NginxFiles,
     user: tuple[str, str] | None,
+    request_buffering: bool = True,
 ) -> str:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATE.parent),
@@ -96,6 +97,7 @@ def render_config(
         upstream_keepalive=settings.upstream_keepalive,
         listen=listen,
         listen_backlog=settings.listen_backlog,
+        request_buffering=request_buffering,
         proxy_connect_timeout_s=settings.proxy_connect_timeout_s,
         proxy_read_timeout_s=settings.proxy_read_timeout_s,
     )
@@ -124,10 +126,11 @@ def running_nginx(
     logs: Path,
     name: str,
     health_path: str = "/healthz",
+    request_buffering: bool = True,
 ) -> Iterator[process.ManagedProcess]:
     """Render the config for this server, start nginx, wait for the app's health path through
     it, stop it."""
-    temp_dir = Path(_mkdtemp())
+    temp_dir = Path(make_prefix_dir())
     files = local_files(conf_dir, logs, temp_dir, name, settings.access_log)
     files.conf.write_text(
         render_config(
@@ -136,6 +139,7 @@ def running_nginx(
             upstreams=[f"{LOOPBACK}:{upstream_port}"],
             files=files,
             user=worker_user(),
+            request_buffering=request_buffering,
         )
     )
     argv = [str(binary), "-p", str(temp_dir), "-e", str(files.error_log), "-c", str(files.conf)]
@@ -153,7 +157,7 @@ def running_nginx(
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
-def _mkdtemp() -> str:
+def make_prefix_dir() -> str:
     path = tempfile.mkdtemp(prefix=temp_prefix("nginx"))
     os.chmod(path, 0o755)  # noqa: S103  (workers (an unprivileged user when we are root) use the temp paths)
     return path

@@ -5,6 +5,7 @@ are read exactly once, here at the top, so that the rest of the module is plain 
 """
 
 import logging
+import math
 import os
 import time
 from pathlib import Path
@@ -37,6 +38,24 @@ def _env_int(name: str, default: int) -> int:
         ) from None
 
 
+def _env_float(name: str, default: float) -> float:
+    raw = _env_optional(name, str(default))
+    try:
+        return float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"Environment variable {name} must be a number, got {raw!r}."
+        ) from None
+
+
+def _at_least(name: str, value: int, minimum: int) -> int:
+    if value < minimum:
+        raise ImproperlyConfigured(
+            f"Environment variable {name} must be >= {minimum}, got {value}."
+        )
+    return value
+
+
 def _env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in _env_optional(name, default).split(",") if item.strip()]
 
@@ -58,6 +77,28 @@ GB_CPU_WORK_MS = float(_env_optional("GB_CPU_WORK_MS", "0"))
 if GB_VIEWS not in ("sync", "async"):
     raise ImproperlyConfigured(f"GB_VIEWS must be 'sync' or 'async', got {GB_VIEWS!r}.")
 GB_ALLOWED_HOSTS = _env_list("GB_ALLOWED_HOSTS", "127.0.0.1,localhost")
+# A delayed upstream API (polls/upstream.py): every polls page first makes GB_UPSTREAM_CALLS
+# sequential GET {GB_UPSTREAM_URL}/sleep?s=... calls that each take GB_UPSTREAM_MS; 0 = no call.
+GB_UPSTREAM_URL = _env_optional("GB_UPSTREAM_URL", "").rstrip("/")
+GB_UPSTREAM_MS = _at_least("GB_UPSTREAM_MS", _env_int("GB_UPSTREAM_MS", 0), 0)
+GB_UPSTREAM_CALLS = _at_least("GB_UPSTREAM_CALLS", _env_int("GB_UPSTREAM_CALLS", 1), 1)
+GB_UPSTREAM_TIMEOUT_S = _env_float("GB_UPSTREAM_TIMEOUT_S", 30.0)
+# Milliseconds of pg_sleep inside the vote's transaction: a database connection held while
+# waiting; 0 = none, the default (the vote's queries exactly as without it).
+GB_DB_WAIT_MS = _at_least("GB_DB_WAIT_MS", _env_int("GB_DB_WAIT_MS", 0), 0)
+if not (math.isfinite(GB_UPSTREAM_TIMEOUT_S) and GB_UPSTREAM_TIMEOUT_S > 0):
+    raise ImproperlyConfigured(
+        f"GB_UPSTREAM_TIMEOUT_S must be a number of seconds > 0, got {GB_UPSTREAM_TIMEOUT_S!r}."
+    )
+if GB_UPSTREAM_URL and not GB_UPSTREAM_URL.startswith(("http://", "https://")):
+    raise ImproperlyConfigured(
+        f"GB_UPSTREAM_URL must be an http:// or https:// URL, got {GB_UPSTREAM_URL!r}."
+    )
+if GB_UPSTREAM_MS > 0 and not GB_UPSTREAM_URL:
+    raise ImproperlyConfigured(
+        f"GB_UPSTREAM_MS is {GB_UPSTREAM_MS} but GB_UPSTREAM_URL is not set: "
+        "set the upstream's base URL (e.g. http://127.0.0.1:41234) or GB_UPSTREAM_MS=0."
+    )
 
 
 class IsoTimestampFormatter(logging.Formatter):

@@ -3,6 +3,8 @@
 The driver comes from the connection Django actually opened (psycopg 3 is used whenever it is
 importable, whatever the configuration says), and the middleware list says which middleware
 Django must adapt with sync_to_async/async_to_sync under ASGI (a thread hop per request).
+It also states the waits this process adds (upstream calls, database sleep) and whether psycopg2
+was made cooperative for gevent (gbsite/wsgi.py does that under gunicorn's gevent worker).
 """
 
 import sys
@@ -23,6 +25,13 @@ def _adapted_middleware() -> list[str]:
     ]
 
 
+def _psycopg2_green() -> bool:
+    """gbsite/wsgi.py's flag, read from the loaded module rather than imported: importing the
+    WSGI entry point would build a WSGI handler inside an ASGI process."""
+    wsgi = sys.modules.get("gbsite.wsgi")
+    return bool(getattr(wsgi, "PSYCOPG2_GREEN", False))
+
+
 def gbinfo(request: HttpRequest) -> JsonResponse:
     connection.ensure_connection()
     database = connection.Database  # the DB-API module Django chose: psycopg or psycopg2
@@ -36,6 +45,10 @@ def gbinfo(request: HttpRequest) -> JsonResponse:
         "conn_max_age": connection.settings_dict["CONN_MAX_AGE"],
         "views": settings.GB_VIEWS,
         "adapted_middleware": _adapted_middleware(),
+        "upstream_ms": settings.GB_UPSTREAM_MS,
+        "upstream_calls": settings.GB_UPSTREAM_CALLS,
+        "db_wait_ms": settings.GB_DB_WAIT_MS,
+        "psycopg2_green": _psycopg2_green(),
         "django": django.get_version(),
         "python": sys.version.split()[0],
     }

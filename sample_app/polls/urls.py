@@ -13,4 +13,6 @@ urlpatterns = [
     path("<int:question_id>/", v.detail, name="detail"),
     path("<int:question_id>/results/", v.results, name="results"),
     path("<int:question_id>/vote/", v.vote, name="vote"),
+    # A slow client's upload (no upstream call, no database).
+    path("upload/", v.upload, name="upload"),
 ]

@@ -105,6 +105,7 @@ def _is_dead(conn: psycopg2.extensions.connection) -> bool:
 CELLS = {
     "gunicorn": Cell("gunicorn"),
     "gunicorn-gthread": Cell("gunicorn-gthread", db="pool"),
+    "gunicorn-gevent": Cell("gunicorn-gevent"),
     "gunicorn-uvicorn": Cell("gunicorn-uvicorn", "async"),
     "uvicorn": Cell("uvicorn", "async", "pool"),
     "daphne": Cell("daphne", db="pool"),

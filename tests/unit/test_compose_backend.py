@@ -14,6 +14,7 @@ import io
 import json
 import tarfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from gatewaybench.analysis.records import TASK_KEY
 from gatewaybench.compose import backend, services
 from gatewaybench.compose.engine import LABEL
 from gatewaybench.matrix import Cell
-from gatewaybench.spec import LoadSettings, RunSpec
+from gatewaybench.spec import DjangoSettings, LoadSettings, RunSpec
 
 USERS = 30
 VOTES_PER_WORKER = 40
@@ -318,4 +319,23 @@ def test_no_engine_is_a_usage_error_before_anything_is_written(tmp_path: Path) -
 
     with pytest.raises(Exception, match="no Docker engine answers"):
         backend.run_compose(_spec(tmp_path), io.StringIO(), io.StringIO(), client_factory=no_engine)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("changes", "needle"),
+    [
+        ({"cells": (Cell("gunicorn", upstream_ms=100),)}, "upstream and database waits"),
+        ({"django": DjangoSettings(db_wait_ms=50)}, "upstream and database waits"),
+        ({"cells": (Cell("gunicorn", request_buffering=False),)}, "request buffering"),
+    ],
+)
+def test_what_the_compose_runner_cannot_measure_yet_is_refused_first(
+    tmp_path: Path, changes: dict[str, Any], needle: str
+) -> None:
+    from gatewaybench.errors import UsageError
+
+    spec = replace(_spec(tmp_path), **changes)
+    with pytest.raises(UsageError, match=needle):
+        backend.run_compose(spec, io.StringIO(), io.StringIO(), client_factory=lambda: None)
     assert list(tmp_path.iterdir()) == []

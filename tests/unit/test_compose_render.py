@@ -17,10 +17,17 @@ from gatewaybench.load import locust_runner
 from gatewaybench.matrix import Cell
 from gatewaybench.servers import REGISTRY, ServerArgs
 from gatewaybench.spec import SEED_SERVERS, RunSpec
-from gatewaybench.stack import nginx, postgres
+from gatewaybench.stack import nginx, postgres, upstream
 
 REPO = Path(__file__).resolve().parents[2]
 COMMITTED_SPEC = RunSpec(workers=services.COMPOSE_WORKERS)
+APPS = [f"app-{s}" for s in SEED_SERVERS]
+WAIT_VARIABLES = {
+    "GB_UPSTREAM_URL": "http://upstream:8081",
+    "GB_UPSTREAM_MS": "${GB_UPSTREAM_MS:-0}",
+    "GB_UPSTREAM_CALLS": "${GB_UPSTREAM_CALLS:-1}",
+    "GB_DB_WAIT_MS": "${GB_DB_WAIT_MS:-0}",
+}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -55,12 +62,16 @@ def test_compose_render_check_reports_drift(tmp_path: Path) -> None:
 
 def test_service_graph(compose: dict[str, Any]) -> None:
     svc = compose["services"]
-    apps = [f"app-{s}" for s in SEED_SERVERS]
-    assert list(svc) == ["postgres", "migrate", *apps, "nginx", "locust-master", "locust-worker"]
+    apps = APPS
+    assert list(svc) == [
+        "postgres", "upstream", "migrate", *apps, "nginx", "locust-master", "locust-worker",
+    ]  # fmt: skip
     assert svc["migrate"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+    assert "depends_on" not in svc["upstream"] and "profiles" not in svc["upstream"]
     for app in apps:
         assert svc[app]["depends_on"] == {
-            "migrate": {"condition": "service_completed_successfully"}
+            "migrate": {"condition": "service_completed_successfully"},
+            "upstream": {"condition": "service_healthy"},
         }
         assert svc[app]["profiles"] == [app.removeprefix("app-")]
         assert svc[app]["networks"] == {"default": {"aliases": ["app"]}}
@@ -78,17 +89,27 @@ def test_health_checks(compose: dict[str, Any]) -> None:
     svc = compose["services"]
     assert svc["postgres"]["healthcheck"]["test"][:2] == ["CMD", "pg_isready"]
     assert "127.0.0.1" in svc["postgres"]["healthcheck"]["test"]  # TCP: not the init server
-    for name in ["nginx", *(f"app-{s}" for s in SEED_SERVERS)]:
+    for name in ["nginx", "upstream", *APPS]:
         test = svc[name]["healthcheck"]["test"]
         assert test[0] == "CMD" and any("/healthz" in part for part in test), name
+        assert all(" " not in part for part in test[:2]), name  # exec form: argv, not a shell
+    assert "http://127.0.0.1:8081/healthz" in svc["upstream"]["healthcheck"]["test"]
+
+
+def _from_lines(dockerfile: str) -> list[str]:
+    text = (REPO / dockerfile).read_text()
+    return [line.split()[1] for line in text.splitlines() if line.startswith("FROM ")]
 
 
 def test_images_are_pinned(compose: dict[str, Any]) -> None:
-    dockerfile = (REPO / services.DOCKERFILE).read_text()
-    from_lines = [line.split()[1] for line in dockerfile.splitlines() if line.startswith("FROM ")]
-    images = [s["image"] for s in compose["services"].values()] + from_lines
-    assert from_lines == [services.PYTHON_IMAGE]
-    for image in images:
+    assert _from_lines(services.DOCKERFILE) == [services.PYTHON_IMAGE]
+    # The upstream's base is a build argument (a local mirror's base may stand in), pinned too.
+    assert _from_lines(services.UPSTREAM_DOCKERFILE) == ["${DEBIAN_IMAGE}"]
+    upstream_dockerfile = (REPO / services.UPSTREAM_DOCKERFILE).read_text()
+    assert f"ARG DEBIAN_IMAGE={services.DEBIAN_IMAGE}\n" in upstream_dockerfile
+    images = [s["image"] for s in compose["services"].values()]
+    images = [re.sub(r"^\$\{[A-Z_]+:-(.+)\}$", r"\1", i) for i in images]  # ${VAR:-default}
+    for image in [*images, services.PYTHON_IMAGE, services.DEBIAN_IMAGE]:
         _name, _, tag = image.partition(":")
         assert re.match(r"^\d+\.\d+(\.\d+)?(-[a-z]+)*$", tag), image
 
@@ -97,6 +118,74 @@ def test_only_nginx_is_published_and_only_on_loopback(compose: dict[str, Any]) -
     published = {n: s["ports"] for n, s in compose["services"].items() if "ports" in s}
     assert published == {"nginx": ["127.0.0.1:${GB_NGINX_PORT:-8080}:80"]}
     assert "network_mode" not in str(compose)
+    assert not {"ports", "expose", "network_mode"} & set(compose["services"]["upstream"])
+
+
+def test_upstream_service_is_built_from_its_dockerfile(compose: dict[str, Any]) -> None:
+    upstream_svc = compose["services"]["upstream"]
+    assert upstream_svc["image"] == "${GB_UPSTREAM_IMAGE:-" + services.UPSTREAM_IMAGE + "}"
+    build = upstream_svc["build"]
+    assert REPO / build["context"] / build["dockerfile"] == REPO / services.UPSTREAM_DOCKERFILE
+    dockerfile = (REPO / services.UPSTREAM_DOCKERFILE).read_text()
+    assert "libnginx-mod-http-echo" in dockerfile and "curl" in dockerfile  # echo; health check
+    assert upstream_svc["command"] == ["nginx", "-c", "/etc/nginx/nginx.conf"]
+    assert upstream_svc["volumes"] == ["./docker/upstream.conf:/etc/nginx/nginx.conf:ro"]
+    # The app image's build is as before: the repository as context.
+    assert compose["services"]["migrate"]["build"] == {
+        "context": ".",
+        "dockerfile": "docker/app.Dockerfile",
+    }
+
+
+def test_upstream_config_is_the_one_template_rendered() -> None:
+    expected = upstream.render_config(
+        echo_module="/usr/lib/nginx/modules/ngx_http_echo_module.so",
+        listen="0.0.0.0:8081",
+        files=upstream.UpstreamFiles(
+            conf=Path("/etc/nginx/nginx.conf"),
+            pid=Path("/run/nginx.pid"),
+            error_log=Path("/dev/stderr"),
+            access_log=Path("/dev/stdout"),
+            temp_dir=Path("/var/lib/nginx"),
+        ),
+        user=("www-data", "www-data"),
+    )
+    text = (REPO / services.UPSTREAM_CONF_FILE).read_text()
+    assert text == expected
+    assert text.startswith("# Rendered by gatewaybench from nginx/upstream.conf.j2")
+    assert "load_module /usr/lib/nginx/modules/ngx_http_echo_module.so;\n" in text
+    assert "echo_sleep $arg_s;" in text
+    assert "listen 0.0.0.0:8081 " in text
+    assert "access_log /dev/stdout gatewaybench_upstream;" in text
+
+
+def test_app_services_reach_the_upstream(compose: dict[str, Any]) -> None:
+    svc = compose["services"]
+    for app in APPS:
+        env = svc[app]["environment"]
+        assert {k: env[k] for k in WAIT_VARIABLES} == WAIT_VARIABLES, app
+        assert env["GB_UPSTREAM_TIMEOUT_S"] == f"{COMMITTED_SPEC.load.client_timeout_s:g}"
+        assert list(env) == sorted(env), app
+    assert "GB_UPSTREAM_URL" not in svc["migrate"]["environment"]
+
+
+def test_a_cells_wait_is_the_default_the_sdk_backend_runs() -> None:
+    """The SDK backend sets none of the wait variables: each cell runs its own wait."""
+    spec = RunSpec(
+        workers=2,
+        cells=(Cell("gunicorn", upstream_ms=0), Cell("gunicorn", upstream_ms=100)),
+    )
+    project = services.build_project(spec)
+    names = [s.name for s in project.services]
+    assert names.count("upstream") == 1
+    no_wait, wait = (project.service(services.service_name(c)) for c in spec.cells)
+    assert render.fill_values(wait.environment["GB_UPSTREAM_MS"], {}) == "100"
+    assert render.fill_values(no_wait.environment["GB_UPSTREAM_MS"], {}) == "0"
+    assert render.fill_values(wait.environment["GB_UPSTREAM_MS"], {"GB_UPSTREAM_MS": "7"}) == "7"
+    assert (
+        render.to_compose(project)["services"][wait.name]["environment"]["GB_UPSTREAM_MS"]
+        == "${GB_UPSTREAM_MS:-100}"
+    )
 
 
 def test_no_secret_is_committed(compose: dict[str, Any]) -> None:

@@ -37,20 +37,32 @@ def test_tuned_gives_each_server_what_suits_it() -> None:
     cells = PRESETS["tuned"].cells
     assert {c.server for c in cells} == set(REGISTRY)
     for cell in cells:
-        if cell.interface == "wsgi":
+        if cell.server == "gunicorn-gevent":  # a connection per greenlet: persistent would leak
+            assert (cell.views, cell.db) == ("sync", "close")
+        elif cell.interface == "wsgi":
             assert (cell.views, cell.db) == ("sync", "persistent")
         else:
             assert (cell.views, cell.db, cell.resolved_driver) == ("async", "pool", "psycopg3")
     spec = spec_of("--preset", "tuned", "--workers", "2")
     assert spec.threads == 4
-    assert sized_max_connections(spec) == 2 * 4 + 10  # bounded everywhere: budget + reserve
+    # bounded everywhere but under gevent (a connection per request): PostgreSQL's default
+    assert sized_max_connections(spec) == 100
+    without_gevent = spec_of(
+        "--preset",
+        "tuned",
+        "--workers",
+        "2",
+        "--cells",
+        ",".join(c.label for c in cells if c.server != "gunicorn-gevent"),
+    )
+    assert sized_max_connections(without_gevent) == 2 * 4 + 10  # budget + reserve
 
 
 def test_all_is_every_server_by_every_relevant_variant() -> None:
     cells = PRESETS["all"].cells
     wsgi = [s for s in REGISTRY.values() if s.interface == "wsgi"]
     asgi = [s for s in REGISTRY.values() if s.interface == "asgi"]
-    assert len(cells) == 3 * len(wsgi) + 4 * len(asgi)
+    assert len(cells) == 3 * (len(wsgi) - 1) + 1 + 4 * len(asgi)  # gevent: close only
     assert len({c.label for c in cells}) == len(cells)
     assert not any(c.views == "async" and c.interface == "wsgi" for c in cells)
     assert not any(c.db == "persistent" and c.interface == "asgi" for c in cells)
@@ -95,7 +107,7 @@ def test_manifest_records_the_resolved_matrix() -> None:
     data = spec_of("--cells", "uvicorn+async+pool", "--threads", "3").to_json()
     assert data["cells"] == [
         {"label": "uvicorn+async+pool", "server": "uvicorn", "views": "async", "db": "pool",
-         "driver": ""}
+         "driver": "", "upstream_ms": None, "request_buffering": True}
     ]  # fmt: skip
     assert data["threads"] == 3
 

@@ -12,7 +12,7 @@ import pytest
 from gatewaybench.analysis.histogram import Histogram
 from gatewaybench.analysis.records import read_step_records
 from gatewaybench.analysis.step import StepContext, analyse_step, window_bounds
-from loadtests.recording import TASK_KEY, Recorder, bucket_us
+from loadtests.recording import TASK_KEY, THINK_KEY, Recorder, bucket_us
 
 T0 = 1_800_000_000  # a whole second
 
@@ -108,8 +108,10 @@ def test_window_excludes_warmup_and_drain(tmp_path: Path) -> None:
     start, end = window_bounds(T0 + 0.4, 2, 10)
     assert (start, end) == (T0 + 3, T0 + 13)
     seconds = _steady(30, range(start, end), 6, 50)
-    seconds[start - 1] = {"GET /a": _bucket(999, 5000, failures=999)}  # warm-up: excluded
-    seconds[end] = {"GET /a": _bucket(999, 5000, failures=999)}  # drain: excluded
+    # Slow failures just outside the window are excluded from its figures. (Few: a drain
+    # request of 5 s was in flight for 4.5 s of the window, and Little's law counts that.)
+    seconds[start - 1] = {"GET /a": _bucket(2, 5000, failures=2)}  # warm-up: excluded
+    seconds[end] = {"GET /a": _bucket(2, 5000, failures=2)}  # drain: excluded
     _write(
         tmp_path,
         seconds=seconds,
@@ -220,3 +222,42 @@ def test_harness_and_scenario_agree_on_shared_constants() -> None:
     assert records.TASK_KEY == TASK_KEY
     assert verify.CSRF_RE.pattern == pages.CSRF_RE.pattern
     assert verify.CHOICE_RE.pattern == pages.CHOICE_RE.pattern
+
+
+def _thinking(users_thinking: int, users_busy: int, seconds: range) -> dict[int, dict[str, Any]]:
+    """Each second: `users_busy` users' worth of 100 ms requests and `users_thinking` users'
+    worth of 1.5 s think times (recorded where they began)."""
+    thinks = round(users_thinking / 1.5)
+    return {
+        s: {"GET /a": _bucket(10 * users_busy, 100), THINK_KEY: _bucket(thinks, 1500)}
+        for s in seconds
+    }
+
+
+@pytest.mark.parametrize(("thinking", "valid"), [(9, True), (6, False)])
+def test_littles_law_measures_thinking_users_in_the_window(
+    tmp_path: Path, thinking: int, valid: bool
+) -> None:
+    """10 users: one in a request at any time, nine thinking. With only six thinking, three
+    users did neither: the generator did not hold them."""
+    start, end = window_bounds(T0 + 0.4, 2, 10)
+    _write(
+        tmp_path,
+        seconds=_thinking(thinking, 1, range(start - 3, end + 3)),
+        events={"spawning_complete": T0 + 0.4, "test_stopping": end + 0.25},
+        votes={},
+        cpu=[(T0, 1.0), (end + 1, 2.0)],
+    )
+    ctx = StepContext("gunicorn", "wsgi", 10, 2, 10, 1.5, None, 0)
+    row = analyse_step(read_step_records(tmp_path), ctx)
+    assert row.littles_users == pytest.approx(1 + thinking, rel=0.02)
+    assert row.valid is valid, row.invalid_reason
+
+
+def test_the_recorder_keeps_think_times_where_they_began() -> None:
+    rec = Recorder(role="local")
+    rec.think(1.234)
+    rec.think(1.234)
+    (names,) = rec.to_json()["seconds"].values()
+    assert names[THINK_KEY]["count"] == 2
+    assert names[THINK_KEY]["hist"] == {str(bucket_us(1234)): 2}

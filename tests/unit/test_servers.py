@@ -7,7 +7,7 @@ import pytest
 
 from gatewaybench.load.locust_runner import LOCUSTFILE, StepPlan, locust_argv
 from gatewaybench.matrix import Budget, Cell, effective, warnings_for
-from gatewaybench.servers import REGISTRY, ServerArgs
+from gatewaybench.servers import REGISTRY, ServerArgs, effective_threads
 from gatewaybench.spec import LoadSettings
 from gatewaybench.stack import app
 
@@ -50,6 +50,18 @@ def test_gunicorn_variants() -> None:
     assert "uvicorn-worker" in REGISTRY["gunicorn-uvicorn"].packages
 
 
+def test_gunicorn_gevent_runs_a_greenlet_per_request() -> None:
+    server = REGISTRY["gunicorn-gevent"]
+    argv = server.build_argv(ARGS)
+    assert argv[0] == "/venv/bin/gunicorn" and server.interface == "wsgi"
+    assert "--worker-class=gevent" in argv and "--worker-connections=1000" in argv
+    assert "--workers=3" in argv and "--no-control-socket" in argv
+    assert not any(a.startswith("--threads") for a in argv)  # the budget's threads do not apply
+    assert effective_threads(server, 4) is None
+    assert {"gevent", "psycogreen"} <= set(server.packages)
+    assert "psycogreen" in server.note
+
+
 def test_uvicorn_turns_lifespan_off() -> None:
     argv = REGISTRY["uvicorn"].build_argv(ARGS)
     assert "--lifespan=off" in argv and "--workers=3" in argv
@@ -78,6 +90,7 @@ def test_interfaces() -> None:
     assert {n: s.interface for n, s in REGISTRY.items()} == {
         "gunicorn": "wsgi",
         "gunicorn-gthread": "wsgi",
+        "gunicorn-gevent": "wsgi",
         "gunicorn-uvicorn": "asgi",
         "uvicorn": "asgi",
         "daphne": "asgi",
@@ -94,6 +107,7 @@ def test_interfaces() -> None:
         (Cell("gunicorn", db="persistent"), "1", 0, "4"),
         (Cell("gunicorn-gthread", db="persistent"), "3", 0, "12"),
         (Cell("granian-wsgi", db="pool"), "3", 3, "12"),
+        (Cell("gunicorn-gevent"), "per request", 0, "unbounded"),
         (Cell("uvicorn"), "per request", 0, "unbounded"),
         (Cell("uvicorn", "async", "pool"), "per request", 3, "12"),
         (Cell("daphne", "async", "pool"), "per request", 3, "12"),
