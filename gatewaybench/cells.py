@@ -27,48 +27,58 @@ from gatewaybench.stack.verify import verify_scenario
 
 
 def calibrate_steps(ctx: Context, db: RunDatabase) -> None:
-    """Probe every cell (doubling users, short steps) and choose steps bracketing the knees:
-    one step list per upstream wait, since waiting moves every knee."""
-    for wait in ctx.spec.waits:
-        knees: dict[str, int] = {}
-        for cell in (c for c in ctx.spec.cells if c.upstream_ms == wait):
-            probes = probe_cell(ctx, cell, db.ensure_alive())
-            knees[cell.label] = calibrate.knee(probes)
-            ctx.rec.manifest.setdefault("calibration", {})[cell.label] = {
-                "knee_users": knees[cell.label],
-                "probes": [asdict(p) for p in probes],
-            }
-            ctx.rec.save_manifest()
-            ctx.say(f"[{cell.label}] calibrated: held up to {knees[cell.label]} users")
-        steps = calibrate.choose_steps(list(knees.values()), ctx.spec.load.auto_steps)
-        ctx.users_by_wait[wait] = steps
-        _record_steps(ctx, wait, steps)
-
-
-def _record_steps(ctx: Context, wait: int | None, steps: tuple[int, ...]) -> None:
-    resolved = ctx.rec.manifest["resolved"]
-    if wait is None:
-        resolved["users"] = list(steps)
-        ctx.say(f"gatewaybench: calibrated steps: {', '.join(map(str, steps))} users")
-    else:
-        resolved.setdefault("users_by_upstream_ms", {})[str(wait)] = list(steps)
-        ctx.say(
-            f"gatewaybench: calibrated steps at {wait} ms upstream wait: "
-            f"{', '.join(map(str, steps))} users"
-        )
+    """Probe every cell (short steps) and choose steps bracketing the knees: shared by every
+    cell in a run without waits; per cell, wait by wait, in a run with upstream waits (each
+    cell's probes start where its variant's knee was at the previous wait: waiting more does
+    not raise a knee much, so that search is short)."""
+    knees: dict[Cell, int] = {}
+    for cell in ctx.spec.cells:
+        start = _previous_knee(knees, cell) or calibrate.PROBE_START
+        probes = probe_cell(ctx, cell, db.ensure_alive(), start=start)
+        knees[cell] = calibrate.knee(probes)
+        ctx.rec.manifest.setdefault("calibration", {})[cell.label] = {
+            "knee_users": knees[cell],
+            "probes": [asdict(p) for p in probes],
+        }
+        ctx.rec.save_manifest()
+        ctx.say(f"[{cell.label}] calibrated: held up to {knees[cell]} users")
+    if ctx.spec.waits == (None,):
+        _record_steps(ctx, calibrate.choose_steps(list(knees.values()), ctx.spec.load.auto_steps))
+        return
+    for cell, knee in knees.items():
+        ctx.steps[cell.label] = calibrate.bracket_steps(knee, ctx.spec.load.auto_steps)
+    ctx.rec.manifest["resolved"]["users_by_cell"] = {k: list(v) for k, v in ctx.steps.items()}
     ctx.rec.save_manifest()
+    ctx.say("gatewaybench: calibrated steps per cell, from its knee to twice it")
+
+
+def _previous_knee(knees: dict[Cell, int], cell: Cell) -> int:
+    """The knee of the same variant at the last wait probed before this cell's (0: none)."""
+    before = [k for c, k in knees.items() if c.variant == cell.variant]
+    return before[-1] if before else 0
+
+
+def _record_steps(ctx: Context, steps: tuple[int, ...]) -> None:
+    ctx.steps = dict.fromkeys(ctx.steps, steps)
+    ctx.rec.manifest["resolved"]["users"] = list(steps)
+    ctx.rec.save_manifest()
+    ctx.say(f"gatewaybench: calibrated steps: {', '.join(map(str, steps))} users")
 
 
 def probe_cell(
-    ctx: Context, cell: Cell, cluster: postgres.Cluster, label: str = ""
+    ctx: Context,
+    cell: Cell,
+    cluster: postgres.Cluster,
+    label: str = "",
+    start: int = calibrate.PROBE_START,
 ) -> list[calibrate.Probe]:
-    """Short steps at doubling users on a fresh stack, until one does not hold."""
+    """Short steps on a fresh stack, from `start` users, until the knee is found."""
     probe_spec = replace(ctx.spec, load=calibrate.probe_load(ctx.spec.load))
     probes: list[calibrate.Probe] = []
     raw = ctx.run_dir / "raw" / "calibration" / cell.label
     with ExitStack() as stack:
         target = start_cell_stack(ctx, stack, cell, cluster, label)
-        for users in calibrate.probe_levels():
+        while (users := calibrate.next_level(probes, start)) is not None:
             result = step.measure_step(
                 probe_spec,
                 target,
@@ -79,7 +89,7 @@ def probe_cell(
                 locust_log=ctx.run_dir / "logs" / f"locust-calibrate-{cell.label}-u{users}.log",
             )
             probes.append(calibrate.judge(result.row, ctx.spec.thresholds))
-            if not probes[-1].held or not target.procs["app"].alive():
+            if not target.procs["app"].alive():
                 break
     return probes
 
@@ -161,8 +171,8 @@ def start_cell_stack(
     if source.is_sample:
         pollsdb.reset_votes(cluster.dsn)  # every cell starts from the same data
     ctx.say(
-        f"[{label}] starting ({server.interface}, {eff.processes} process(es) x "
-        f"{eff.threads_text} thread(s), database connections {eff.db_text})"
+        f"[{label}] starting ({server.interface}, requests in flight: "
+        f"{in_flight_text(cell, eff)}, database connections {eff.db_text})"
     )
     waiting = _start_upstream(ctx, stack, cell, label)
     env = app_env.variables(ctx.base_env) | app.cell_variables(
@@ -287,7 +297,7 @@ def _record_runtime(ctx: Context, cell: Cell, label: str, info: dict[str, Any]) 
 def _run_steps(ctx: Context, cell: Cell, target: step.Stack, repeat: int) -> None:
     auto = ctx.spec.load.processes == 0
     processes, previous = (1 if auto else ctx.spec.load.processes), None
-    for users in ctx.users_for(cell):
+    for users in ctx.steps[cell.label]:
         checkpoint()
         if auto:
             processes = autoscale.next_processes(processes, previous, users)

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import TextIO
 
 from gatewaybench import preflight
-from gatewaybench.matrix import Cell
 from gatewaybench.results.rundir import RunRecorder
 from gatewaybench.spec import RunSpec, sized_max_connections
 from gatewaybench.stack import app, pollsdb, postgres
@@ -33,13 +32,8 @@ class Context:
         self.base_env = dict(os.environ)
         self.app_env: AppEnv | None = None
         self.question_ids: tuple[int, ...] = ()
-        # The steps, per upstream wait: the spec's, or, with --users auto, calibrated per wait.
-        self.users_by_wait: dict[int | None, tuple[int, ...]] = {
-            wait: spec.load.users for wait in spec.waits
-        }
-
-    def users_for(self, cell: Cell) -> tuple[int, ...]:
-        return self.users_by_wait[cell.upstream_ms]
+        # Each cell's steps (by label): the spec's, or, with --users auto, calibrated.
+        self.steps: dict[str, tuple[int, ...]] = {c.label: spec.load.users for c in spec.cells}
 
     @property
     def run_dir(self) -> Path:

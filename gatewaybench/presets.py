@@ -82,9 +82,16 @@ PRESETS: dict[str, Preset] = {
         IO_THREADS,
         "when does ASGI pay off: five cells x upstream waits 0, 20, 100, 300 ms, users "
         "calibrated per wait",
-        # Short windows keep 20 cell-waits within about 25 minutes on 2 cores; 4 steps per
-        # wait bracket the knees the calibration found.
-        {"upstream_ms": (0, 20, 100, 300), "users": (), "auto_steps": 4, "window": 10},
+        # 20 cell-waits within 25 minutes on 2 cores: short windows, and 3 steps per cell
+        # around the knee its calibration found (K/sqrt(2), K, sqrt(2)K).
+        {
+            "upstream_ms": (0, 20, 100, 300),
+            "users": (),
+            "auto_steps": 3,
+            "window": 8,
+            "ramp": 1.0,
+            "warmup": 2.0,
+        },  # fmt: skip
     ),
 }
 

@@ -1,10 +1,14 @@
 """`--users auto`: short probes find each cell's knee on this machine, then steps bracket them.
 
-A probe is a short step (doubling users from PROBE_START) that either holds — valid, p95 under
-the SLO and failures under the capacity limit, the same test capacity uses — or does not. A
-cell's knee lies between its last held probe and the first that failed. The steps run from
-half the lowest knee (the slowest configuration) to the first failed probe of the strongest,
-spaced geometrically so every cell's knee falls between two steps.
+A probe is a short step that either holds — valid, p95 under the SLO and failures under the
+capacity limit, the same test capacity uses — or does not. Probes double the users from a start
+(PROBE_START, or where a similar cell's knee was) until one fails, or, when the first fails,
+halve them until one holds: either way the knee K held and 2K did not.
+
+Steps then bracket the knees. Shared by every cell (the seed tables compare cells at the same
+users): from half the lowest knee to twice the highest, geometrically. Per cell (a run with
+upstream waits, where knees differ 30-fold between cells and the crossover compares capacities):
+around K in factors of sqrt(2), so each cell's capacity is resolved to that factor.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from gatewaybench.spec import LoadSettings, Thresholds
 
 PROBE_START = 10
 PROBE_MAX = 1280  # doubling from 10: at most 8 probes per cell
+PROBE_MIN = 1
 STEPS = 7
 MIN_USERS = 5
 
@@ -49,6 +54,7 @@ def judge(row: StepRow, limits: Thresholds) -> Probe:
 
 
 def probe_levels() -> list[int]:
+    """The levels an upward search from PROBE_START may visit."""
     levels, users = [], PROBE_START
     while users <= PROBE_MAX:
         levels.append(users)
@@ -56,14 +62,37 @@ def probe_levels() -> list[int]:
     return levels
 
 
+def next_level(probes: list[Probe], start: int = PROBE_START) -> int | None:
+    """The next probe's users, or None when the knee is found: double while held; when the
+    first probe failed, halve until one holds."""
+    if not probes:
+        return start
+    last = probes[-1]
+    if probes[0].held:
+        return 2 * last.users if last.held and 2 * last.users <= PROBE_MAX else None
+    if last.held or last.users <= PROBE_MIN:
+        return None
+    return max(PROBE_MIN, last.users // 2)
+
+
 def knee(probes: list[Probe]) -> int:
-    """The last held level before the first that failed (0: not even the first held)."""
+    """The largest level held below the first that failed (0: none held)."""
+    if probes and not probes[0].held:  # searched downwards: the first level that held
+        return next((p.users for p in probes if p.held), 0)
     last = 0
     for p in probes:
         if not p.held:
             break
         last = p.users
     return last
+
+
+def bracket_steps(knee_users: int, count: int) -> tuple[int, ...]:
+    """`count` steps around a cell's knee K (held in its probe, 2K not), a factor sqrt(2)
+    apart from K/sqrt(2): 3 steps read K/sqrt(2), K, sqrt(2)K; 4 add 2K. The step below K
+    keeps a capacity measurable when the longer step does not quite hold what the probe did."""
+    low = max(PROBE_MIN, knee_users / math.sqrt(2))
+    return tuple(sorted({max(PROBE_MIN, _round2(low * math.sqrt(2) ** i)) for i in range(count)}))
 
 
 def choose_steps(knees: list[int], count: int = STEPS) -> tuple[int, ...]:

@@ -129,6 +129,33 @@ def raw_links(run: RunData) -> list[tuple[str, str]]:
     return links
 
 
+SLOW_CLIENT_COLUMNS = [
+    ("server", "server", ""), ("users", "users", ""), ("buffering", "nginx buffering", ""),
+    ("p95_ms", "voters' p95 ms", ".0f"), ("fail_pct", "voters' fail %", ".2f"),
+    ("uploads", "slow uploads", ".0f"), ("upload_p50_ms", "upload p50 ms", ".0f"),
+    ("upload_fail_pct", "upload fail %", ".1f"), ("valid", "valid", ""),
+]  # fmt: skip
+
+
+def slow_clients_table(run: RunData) -> Table | None:
+    """What slow uploaders cost the normal users (the voters), per cell and step, with nginx
+    reading bodies first (buffering on) or passing them through as they trickle in (off)."""
+    steps = run.steps
+    if steps.empty or not (steps["uploads"].fillna(0) > 0).any():
+        return None
+    buffering = {c["label"]: c.get("request_buffering", True)
+                 for c in run.manifest.get("spec", {}).get("cells", [])}  # fmt: skip
+    rows = steps.assign(buffering=[("on" if buffering.get(s, True) else "off")
+                                   for s in steps["server"]])  # fmt: skip
+    load = run.manifest.get("spec", {}).get("load", {})
+    caption = (
+        f"Slow clients: {load.get('slow_upload_pct', '?')} % of users upload "
+        f"{load.get('slow_upload_kb', '?')} KB at {load.get('slow_upload_kbps', '?')} KB/s; "
+        "what the voters saw"
+    )
+    return records_table(rows, SLOW_CLIENT_COLUMNS, caption)
+
+
 def _context(run: RunData) -> dict[str, Any]:
     sentences, notes = verdict(run)
     cx = run_crossover(run)
@@ -155,6 +182,7 @@ def _context(run: RunData) -> dict[str, Any]:
         "audit": records_table(steps, AUDIT_COLUMNS, "Vote integrity audit per step")
         if not steps.empty else None,
         "steps": records_table(steps, STEP_COLUMNS, "Every step") if not steps.empty else None,
+        "slow_clients": slow_clients_table(run),
         "facts": facts(run),
         "links": raw_links(run),
     }  # fmt: skip

@@ -29,12 +29,46 @@ def test_users_auto_probes_then_runs_steps_bracketing_the_knee(tmp_path: Path) -
     manifest = json.loads((run_dir / "manifest.json").read_text())
     probes = manifest["calibration"]["gunicorn"]["probes"]
     knee = manifest["calibration"]["gunicorn"]["knee_users"]
-    assert [p["users"] for p in probes] == calibrate.probe_levels()[: len(probes)]
-    assert not probes[-1]["held"] or len(probes) == len(calibrate.probe_levels())
+    _assert_searched(probes, calibrate.PROBE_START)
     assert knee == calibrate.knee([calibrate.Probe(**p) for p in probes])
     steps = manifest["resolved"]["users"]
     assert steps == list(calibrate.choose_steps([knee]))
     with (run_dir / "steps.csv").open() as fh:
         assert [int(r["users"]) for r in csv.DictReader(fh)] == steps
     assert "calibrated steps:" in out.stderr
+    assert_nothing_left(str(run_dir))
+
+
+def _assert_searched(probes: list[dict[str, object]], start: int) -> None:
+    """The probes are the search's own sequence from `start`, and it ended at the knee."""
+    seen: list[calibrate.Probe] = []
+    for p in probes:
+        assert calibrate.next_level(seen, start) == p["users"], (seen, p)
+        seen.append(calibrate.Probe(**p))  # type: ignore[arg-type]
+    assert calibrate.next_level(seen, start) is None
+
+
+def test_with_waits_each_cell_gets_steps_around_its_own_knee(tmp_path: Path) -> None:
+    argv = [
+        sys.executable, "-m", "gatewaybench", "run", "--cells", "gunicorn",
+        "--upstream-ms", "0,50", "--users", "auto", "--auto-steps", "3", "--slo-ms", "300",
+        "--ramp", "1", "--warmup", "1", "--window", "2", "--workers", "2",
+        "--reports-dir", str(tmp_path), "--label", "auto-waits",
+    ]  # fmt: skip
+    out = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
+    assert out.returncode == 0, out.stderr[-3000:]
+    run_dir = Path(out.stdout.strip().splitlines()[-1])
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    calibration = manifest["calibration"]
+    first, second = calibration["gunicorn@0ms"], calibration["gunicorn@50ms"]
+    _assert_searched(first["probes"], calibrate.PROBE_START)
+    # the second wait's search starts where the first wait's knee was
+    _assert_searched(second["probes"], first["knee_users"] or calibrate.PROBE_START)
+    by_cell = manifest["resolved"]["users_by_cell"]
+    with (run_dir / "steps.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    for label, entry in calibration.items():
+        steps = list(calibrate.bracket_steps(entry["knee_users"], 3))
+        assert by_cell[label] == steps
+        assert [int(r["users"]) for r in rows if r["server"] == label] == steps
     assert_nothing_left(str(run_dir))

@@ -15,6 +15,30 @@ def test_probe_levels_double_up_to_the_cap() -> None:
     assert calibrate.probe_levels() == [10, 20, 40, 80, 160, 320, 640, 1280]
 
 
+def test_the_search_doubles_while_held_and_halves_when_the_first_fails() -> None:
+    assert calibrate.next_level([]) == 10
+    assert calibrate.next_level([], start=40) == 40
+    assert calibrate.next_level([probe(40, True)]) == 80
+    assert calibrate.next_level([probe(40, True), probe(80, False)]) is None
+    assert calibrate.next_level([probe(640, True), probe(1280, True)]) is None  # the cap
+    assert calibrate.next_level([probe(40, False)]) == 20
+    assert calibrate.next_level([probe(40, False), probe(20, False)]) == 10
+    assert calibrate.next_level([probe(40, False), probe(20, True)]) is None
+    assert calibrate.next_level([probe(2, False), probe(1, False)]) is None  # nothing holds
+    assert calibrate.knee([probe(40, False), probe(20, False), probe(10, True)]) == 10
+    assert calibrate.knee([probe(2, False), probe(1, False)]) == 0
+
+
+@pytest.mark.parametrize("knee", [0, 1, 5, 10, 20, 160, 1280])
+def test_a_cells_steps_sit_around_its_own_knee(knee: int) -> None:
+    steps = calibrate.bracket_steps(knee, 3)
+    assert list(steps) == sorted(set(steps)) and steps[0] >= 1
+    assert steps[0] <= max(knee, 1) <= steps[-1]
+    if knee >= 10:  # a factor sqrt(2) apart, rounded to two digits
+        assert len(steps) == 3 and steps[-1] / steps[0] == pytest.approx(2, rel=0.1)
+    assert calibrate.bracket_steps(20, 4) == (14, 20, 28, 40)
+
+
 def test_knee_is_the_last_held_level_before_the_first_failure() -> None:
     assert calibrate.knee([probe(10, True), probe(20, True), probe(40, False)]) == 20
     assert calibrate.knee([probe(10, False)]) == 0
