@@ -19,7 +19,7 @@ from gatewaybench.errors import StackError
 from gatewaybench.load import autoscale, calibrate, step
 from gatewaybench.matrix import Cell, Effective, blocking_slots, effective, in_flight_text
 from gatewaybench.results.rundir import RunRecorder
-from gatewaybench.servers import REGISTRY, ServerDef
+from gatewaybench.servers import REGISTRY, THREADS_GREENLET, ServerDef
 from gatewaybench.signals import checkpoint
 from gatewaybench.stack import app, nginx, pollsdb, postgres, upstream
 from gatewaybench.stack.logs import LOG_CAP_BYTES, cap_log
@@ -47,9 +47,9 @@ def calibrate_steps(ctx: Context, db: RunDatabase) -> None:
         return
     for cell, knee in knees.items():
         ctx.steps[cell.label] = calibrate.bracket_steps(knee, ctx.spec.load.auto_steps)
+        ctx.say(f"[{cell.label}] steps from its knee: {', '.join(map(str, ctx.steps[cell.label]))}")
     ctx.rec.manifest["resolved"]["users_by_cell"] = {k: list(v) for k, v in ctx.steps.items()}
     ctx.rec.save_manifest()
-    ctx.say("gatewaybench: calibrated steps per cell, from its knee to twice it")
 
 
 def _previous_knee(knees: dict[Cell, int], cell: Cell) -> int:
@@ -284,14 +284,27 @@ def _record_runtime(ctx: Context, cell: Cell, label: str, info: dict[str, Any]) 
         )
     adapted = info.get("adapted_middleware") or []
     if cell.interface == "asgi" and adapted:
-        warning = (
+        _warn(
+            ctx,
             f"{label}: Django adapts {len(adapted)} middleware through sync_to_async under "
-            f"ASGI (a thread per request even for async views): {', '.join(adapted)}"
+            f"ASGI (a thread per request even for async views): {', '.join(adapted)}",
         )
-        ctx.say(f"gatewaybench: warning: {warning}")
-        warnings = ctx.rec.manifest["resolved"]["warnings"]
-        if warning not in warnings:
-            warnings.append(warning)
+    green = info.get("psycopg2_green")
+    greenlets = REGISTRY[cell.server].threads == THREADS_GREENLET
+    if greenlets and cell.resolved_driver == "psycopg2" and green is False:
+        _warn(
+            ctx,
+            f"{label}: psycopg2 is not cooperative under gevent (psycogreen did not patch it): "
+            "every query blocks the worker's greenlets",
+        )
+
+
+def _warn(ctx: Context, warning: str) -> None:
+    """Said now and kept in the manifest (once), so the report's caveats carry it."""
+    ctx.say(f"gatewaybench: warning: {warning}")
+    warnings = ctx.rec.manifest["resolved"]["warnings"]
+    if warning not in warnings:
+        warnings.append(warning)
 
 
 def _run_steps(ctx: Context, cell: Cell, target: step.Stack, repeat: int) -> None:

@@ -91,7 +91,7 @@ PRESETS: dict[str, Preset] = {
             "window": 8,
             "ramp": 1.0,
             "warmup": 2.0,
-        },  # fmt: skip
+        },
     ),
 }
 

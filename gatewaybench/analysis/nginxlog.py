@@ -7,6 +7,7 @@ $body_bytes_sent`. nginx stamps a request when it finishes, on the same clock as
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from gatewaybench.analysis.histogram import Histogram
@@ -56,6 +57,14 @@ def parse_access(text: str) -> list[AccessEntry]:
     return entries
 
 
+def median_ms(times_ms: Iterable[float]) -> float:
+    """The median of nginx's $request_time values (ms), as our own histograms compute it."""
+    hist = Histogram()
+    for ms in times_ms:
+        hist.counts[round(ms * 1000)] += 1
+    return hist.percentile_ms(50)
+
+
 def _uri(rest: str) -> str:
     """The $uri of `$upstream_response_time "$request_method $uri" $body_bytes_sent`."""
     quoted = rest.split('"')
@@ -66,10 +75,7 @@ def cross_check(
     entries: list[AccessEntry], start: int, end: int, requests: int, p50_ms: float
 ) -> CrossCheck:
     inside = [e for e in entries if start <= e.msec < end]
-    hist = Histogram()
-    for e in inside:
-        hist.counts[round(e.request_time_ms * 1000)] += 1
-    nginx_p50 = hist.percentile_ms(50)
+    nginx_p50 = median_ms(e.request_time_ms for e in inside)
     problems = []
     count_diff = abs(len(inside) - requests) / requests * 100 if requests else math.inf
     if count_diff > COUNT_TOLERANCE_PCT:

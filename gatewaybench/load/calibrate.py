@@ -8,7 +8,7 @@ halve them until one holds: either way the knee K held and 2K did not.
 Steps then bracket the knees. Shared by every cell (the seed tables compare cells at the same
 users): from half the lowest knee to twice the highest, geometrically. Per cell (a run with
 upstream waits, where knees differ 30-fold between cells and the crossover compares capacities):
-around K in factors of sqrt(2), so each cell's capacity is resolved to that factor.
+from K to 2K in factors of sqrt(2), so each cell's capacity is resolved to that factor.
 """
 
 from __future__ import annotations
@@ -88,11 +88,12 @@ def knee(probes: list[Probe]) -> int:
 
 
 def bracket_steps(knee_users: int, count: int) -> tuple[int, ...]:
-    """`count` steps around a cell's knee K (held in its probe, 2K not), a factor sqrt(2)
-    apart from K/sqrt(2): 3 steps read K/sqrt(2), K, sqrt(2)K; 4 add 2K. The step below K
-    keeps a capacity measurable when the longer step does not quite hold what the probe did."""
-    low = max(PROBE_MIN, knee_users / math.sqrt(2))
-    return tuple(sorted({max(PROBE_MIN, _round2(low * math.sqrt(2) ** i)) for i in range(count)}))
+    """`count` steps up to 2K from a cell's knee K (held in its probe, 2K not), a factor
+    sqrt(2) apart: 3 steps read K, sqrt(2)K, 2K; 4 add K/sqrt(2) below. Ending at 2K gives the
+    capacity an upper end (a step that fails) unless the longer step holds what the short probe
+    did not; the probes' short windows judge a little harder than steps do."""
+    top = 2 * max(knee_users, PROBE_MIN)
+    return tuple(sorted({max(PROBE_MIN, _round2(top / math.sqrt(2) ** i)) for i in range(count)}))
 
 
 def choose_steps(knees: list[int], count: int = STEPS) -> tuple[int, ...]:

@@ -18,12 +18,7 @@ from gatewaybench.analysis.nginxlog import UPLOAD_URI, cross_check, parse_access
 from gatewaybench.analysis.records import StepRecords, read_step_records
 from gatewaybench.analysis.resources import ResourceRow, resource_rows
 from gatewaybench.analysis.step import StepContext, StepRow, analyse_step, invalidate
-from gatewaybench.analysis.waits import (
-    Wait,
-    check_upstream,
-    expected_calls,
-    parse_upstream_access,
-)
+from gatewaybench.analysis.waits import Wait, app_calls, check_upstream, parse_upstream_access
 from gatewaybench.load import locust_runner
 from gatewaybench.results.files import write_json
 from gatewaybench.spec import LoadSettings, RunSpec
@@ -209,19 +204,18 @@ def _save_window_histogram(records: StepRecords, step_dir: Path, start: int, end
 
 
 def _check_upstream(row: StepRow, logs: StepLogs, wait: Wait | None) -> None:
-    """The delayed upstream's own account of the window: its count beside the app's calls, and
-    its median, which must be the configured delay (else the step measured another wait)."""
+    """The delayed upstream's own account: over the whole step its count beside the app's calls,
+    and in the window its median, which must be the configured delay (else the step measured
+    another wait: invalid)."""
     if row.status != "ok" or wait is None or not wait.upstream_ms:
         return
-    start, end = row.window_start, row.window_start + row.window_s
-    front = [e.status for e in parse_access(logs.nginx_access)
-             if start <= e.msec < end and e.calls_upstream]  # fmt: skip
+    front = [e.status for e in parse_access(logs.nginx_access) if e.calls_upstream]
     check = check_upstream(
         parse_upstream_access(logs.upstream_access),
-        start,
-        end,
+        row.window_start,
+        row.window_start + row.window_s,
         wait,
-        expected_calls(front, wait.calls),
+        app_calls(front, wait.calls),
     )
     row.upstream_requests, row.upstream_p50_ms = check.requests, check.p50_ms
     row.upstream_check = check.text if logs.nginx_access else f"{check.text} (no front log)"

@@ -78,13 +78,8 @@ def render_config(
     user: tuple[str, str] | None,
     request_buffering: bool = True,
 ) -> str:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATE.parent),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        autoescape=False,  # noqa: S701  (renders nginx config, not HTML)
-    )
-    return env.get_template(TEMPLATE.name).render(
+    return render_template(
+        TEMPLATE,
         user=user[0] if user else None,
         group=user[1] if user else None,
         worker_processes=settings.worker_processes,
@@ -101,6 +96,17 @@ def render_config(
         proxy_connect_timeout_s=settings.proxy_connect_timeout_s,
         proxy_read_timeout_s=settings.proxy_read_timeout_s,
     )
+
+
+def render_template(template: Path, **values: object) -> str:
+    """An nginx config from one of the templates in nginx/ (every variable must be given)."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(template.parent),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,  # noqa: S701  (renders nginx config, not HTML)
+    )
+    return env.get_template(template.name).render(**values)
 
 
 def local_files(
@@ -142,19 +148,42 @@ def running_nginx(
             request_buffering=request_buffering,
         )
     )
-    argv = [str(binary), "-p", str(temp_dir), "-e", str(files.error_log), "-c", str(files.conf)]
-    proc = process.start(f"nginx ({name})", argv, log_path=logs / f"nginx-{name}.log")
+    with supervised(
+        binary, files.conf, temp_dir, files.error_log, name=f"nginx ({name})",
+        log_path=logs / f"nginx-{name}.log", port=port, health_path=health_path,
+        what="through nginx",
+    ) as proc:  # fmt: skip
+        yield proc
+
+
+@contextmanager
+def supervised(
+    binary: Path,
+    conf: Path,
+    prefix: Path,
+    error_log: Path,
+    *,
+    name: str,
+    log_path: Path,
+    port: int,
+    health_path: str,
+    what: str,
+) -> Iterator[process.ManagedProcess]:
+    """An nginx master on a rendered config, awaited on its health path, then stopped and its
+    prefix (temp) directory removed: the front nginx and the delayed upstream alike."""
+    argv = [str(binary), "-p", str(prefix), "-e", str(error_log), "-c", str(conf)]
+    proc = process.start(name, argv, log_path=log_path)
     try:
         process.wait_until(
             proc,
-            f"HTTP 200 from http://{LOOPBACK}:{port}{health_path} through nginx",
+            f"HTTP 200 from http://{LOOPBACK}:{port}{health_path} {what}",
             lambda: http_ok(port, health_path),
             READY_TIMEOUT_S,
         )
         yield proc
     finally:
         proc.stop()
-        shutil.rmtree(temp_dir, ignore_errors=True)
+        shutil.rmtree(prefix, ignore_errors=True)
 
 
 def make_prefix_dir() -> str:

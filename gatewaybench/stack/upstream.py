@@ -8,18 +8,15 @@ own access log (gatewaybench.analysis.upstreamlog). Config rendering is pure; st
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import jinja2
-
 from gatewaybench.errors import UsageError
 from gatewaybench.stack import process
-from gatewaybench.stack.net import LOOPBACK, http_ok
-from gatewaybench.stack.nginx import make_prefix_dir, worker_user
+from gatewaybench.stack.net import LOOPBACK
+from gatewaybench.stack.nginx import make_prefix_dir, render_template, supervised, worker_user
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "nginx" / "upstream.conf.j2"
 ECHO_MODULE_CANDIDATES = (
@@ -29,7 +26,6 @@ ECHO_MODULE_CANDIDATES = (
 ECHO_FIX = "run `make sysdeps` as root, or install it: apt-get install libnginx-mod-http-echo"
 WORKER_CONNECTIONS = 8192  # app connections kept alive: far above any step's concurrency
 LISTEN_BACKLOG = 4096
-READY_TIMEOUT_S = 30
 HEALTH_PATH = "/healthz"
 
 
@@ -52,13 +48,8 @@ class UpstreamFiles:
 def render_config(
     *, echo_module: str, listen: str, files: UpstreamFiles, user: tuple[str, str] | None
 ) -> str:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATE.parent),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        autoescape=False,  # noqa: S701  (renders nginx config, not HTML)
-    )
-    return env.get_template(TEMPLATE.name).render(
+    return render_template(
+        TEMPLATE,
         echo_module=echo_module,
         user=user[0] if user else None,
         group=user[1] if user else None,
@@ -109,16 +100,9 @@ def running_upstream(
             user=worker_user(),
         )
     )
-    argv = [str(binary), "-p", str(temp_dir), "-e", str(files.error_log), "-c", str(files.conf)]
-    proc = process.start(f"upstream ({name})", argv, log_path=logs / f"upstream-{name}.log")
-    try:
-        process.wait_until(
-            proc,
-            f"HTTP 200 from http://{LOOPBACK}:{port}{HEALTH_PATH} (the delayed upstream)",
-            lambda: http_ok(port, HEALTH_PATH),
-            READY_TIMEOUT_S,
-        )
+    with supervised(
+        binary, files.conf, temp_dir, files.error_log, name=f"upstream ({name})",
+        log_path=logs / f"upstream-{name}.log", port=port, health_path=HEALTH_PATH,
+        what="(the delayed upstream)",
+    ) as proc:  # fmt: skip
         yield Upstream(proc, port, files)
-    finally:
-        proc.stop()
-        shutil.rmtree(temp_dir, ignore_errors=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from gatewaybench.load import calibrate
-from tests.conftest import REPO, assert_nothing_left
+from tests.conftest import REPO, assert_nothing_left, run_bench
 
 pytestmark = pytest.mark.e2e
 
@@ -49,26 +49,19 @@ def _assert_searched(probes: list[dict[str, object]], start: int) -> None:
 
 
 def test_with_waits_each_cell_gets_steps_around_its_own_knee(tmp_path: Path) -> None:
-    argv = [
-        sys.executable, "-m", "gatewaybench", "run", "--cells", "gunicorn",
+    run = run_bench(
+        tmp_path, "--cells", "gunicorn",
         "--upstream-ms", "0,50", "--users", "auto", "--auto-steps", "3", "--slo-ms", "300",
         "--ramp", "1", "--warmup", "1", "--window", "2", "--workers", "2",
-        "--reports-dir", str(tmp_path), "--label", "auto-waits",
-    ]  # fmt: skip
-    out = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
-    assert out.returncode == 0, out.stderr[-3000:]
-    run_dir = Path(out.stdout.strip().splitlines()[-1])
-    manifest = json.loads((run_dir / "manifest.json").read_text())
+    )  # fmt: skip
+    manifest = json.loads((run.run_dir / "manifest.json").read_text())
     calibration = manifest["calibration"]
     first, second = calibration["gunicorn@0ms"], calibration["gunicorn@50ms"]
     _assert_searched(first["probes"], calibrate.PROBE_START)
     # the second wait's search starts where the first wait's knee was
     _assert_searched(second["probes"], first["knee_users"] or calibrate.PROBE_START)
     by_cell = manifest["resolved"]["users_by_cell"]
-    with (run_dir / "steps.csv").open() as fh:
-        rows = list(csv.DictReader(fh))
     for label, entry in calibration.items():
         steps = list(calibrate.bracket_steps(entry["knee_users"], 3))
         assert by_cell[label] == steps
-        assert [int(r["users"]) for r in rows if r["server"] == label] == steps
-    assert_nothing_left(str(run_dir))
+        assert [int(r["users"]) for r in run.rows if r["server"] == label] == steps

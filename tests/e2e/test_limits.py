@@ -7,13 +7,11 @@ max_connections under an ASGI server (sync views run in threads, one connection 
 from __future__ import annotations
 
 import csv
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, assert_nothing_left
+from tests.conftest import run_bench
 
 pytestmark = pytest.mark.e2e
 
@@ -21,15 +19,7 @@ SHORT = ["--ramp", "1", "--warmup", "1", "--window", "4", "--workers", "2"]
 
 
 def _run(reports: Path, *args: str) -> Path:
-    proc = subprocess.run(
-        [sys.executable, "-m", "gatewaybench", "run", *SHORT, "--reports-dir", str(reports),
-         *args],
-        cwd=REPO, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    run_dir = Path(proc.stdout.strip().splitlines()[-1])
-    assert_nothing_left(str(run_dir))
-    return run_dir
+    return run_bench(reports, *SHORT, *args, timeout_s=300).run_dir
 
 
 def _csv(path: Path) -> list[dict[str, str]]:

@@ -7,53 +7,35 @@ does, and a single sync worker reading 2-second uploads itself cannot serve anyo
 
 from __future__ import annotations
 
-import csv
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, assert_nothing_left
+from tests.conftest import run_bench
 
 pytestmark = pytest.mark.e2e
 
 SHORT = ["--ramp", "1", "--warmup", "2", "--workers", "1", "--threads", "4"]
 
 
-def _run(reports: Path, *args: str) -> tuple[Path, list[dict[str, str]], str]:
-    out = subprocess.run(
-        [sys.executable, "-m", "gatewaybench", "run", *SHORT, "--reports-dir", str(reports),
-         *args],
-        cwd=REPO, capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr[-4000:]
-    run_dir = Path(out.stdout.strip().splitlines()[-1])
-    with (run_dir / "steps.csv").open() as fh:
-        rows = list(csv.DictReader(fh))
-    assert_nothing_left(str(run_dir))
-    return run_dir, rows, out.stderr
-
-
 def test_a_blocking_cell_keeps_its_bound_and_an_event_loop_goes_beyond(tmp_path: Path) -> None:
     # 2 calls x 25 ms: every request waits 50 ms upstream, so one sync worker serves <= 20/s.
-    run_dir, rows, err = _run(
-        tmp_path,
+    run = run_bench(
+        tmp_path, *SHORT,
         "--cells", "gunicorn,uvicorn+async+pool",
         "--upstream-ms", "25", "--upstream-calls", "2",
         "--users", "20,60", "--window", "6",
     )  # fmt: skip
-    by = {(r["server"], int(r["users"])): r for r in rows}
+    by = {(r["server"], int(r["users"])): r for r in run.rows}
     assert set(by) == {(s, u) for s in ("gunicorn@25ms", "uvicorn+async+pool@25ms")
                        for u in (20, 60)}  # fmt: skip
     for (server, _users), row in by.items():
         assert row["status"] == "ok", row
         assert row["variant"] == server.split("@")[0] and row["upstream_ms"] == "25"
-        # the upstream's own log: two calls per polls request the app answered
-        assert int(row["upstream_requests"]) > 0, row
+        # the upstream's own log: over the whole step, two calls per polls request the app
+        # answered (every request has finished by then: no window edge to blur the count)
+        assert int(row["upstream_requests"]) >= 2 * int(row["nginx_requests"]) > 0, row
         assert "calls vs" not in row["upstream_check"], row["upstream_check"]
-        nginx = int(row["nginx_requests"])
-        assert abs(int(row["upstream_requests"]) - 2 * nginx) <= max(10, 0.05 * 2 * nginx), row
     for users in (20, 60):
         sync = by[("gunicorn@25ms", users)]
         assert float(sync["wait_bound_rps"]) == pytest.approx(20.0)
@@ -62,21 +44,21 @@ def test_a_blocking_cell_keeps_its_bound_and_an_event_loop_goes_beyond(tmp_path:
     loop = by[("uvicorn+async+pool@25ms", 60)]
     assert loop["wait_bound_rps"] == ""  # an event loop has no such bound
     assert float(loop["ok_rps"]) > 1.05 * 20.0, loop
-    assert "bound 20.0 req/s" in err and "upstream" in err  # shown in every step's line
-    assert (run_dir / "conf" / "upstream-gunicorn@25ms.conf").is_file()
-    assert (run_dir / "logs" / "upstream-gunicorn@25ms-access.log").stat().st_size > 0
+    assert "bound 20.0 req/s" in run.stderr and "upstream" in run.stderr  # on every step's line
+    assert (run.run_dir / "conf" / "upstream-gunicorn@25ms.conf").is_file()
+    assert (run.run_dir / "logs" / "upstream-gunicorn@25ms-access.log").stat().st_size > 0
 
 
 def test_slow_uploads_hurt_a_sync_servers_voters_more_without_buffering(tmp_path: Path) -> None:
     # 2 of 10 users upload 32 KB at 16 KB/s (2 s each). Unbuffered, the one sync worker reads
     # each upload itself: the voters queue behind them. Buffered, nginx reads them first.
-    _run_dir, rows, _err = _run(
-        tmp_path,
+    run = run_bench(
+        tmp_path, *SHORT,
         "--cells", "gunicorn", "--request-buffering", "on,off",
         "--slow-upload-pct", "20", "--slow-upload-kb", "32", "--slow-upload-kbps", "16",
         "--users", "10", "--window", "8",
     )  # fmt: skip
-    by = {r["server"]: r for r in rows}
+    by = {r["server"]: r for r in run.rows}
     assert set(by) == {"gunicorn", "gunicorn+unbuffered"}
     buffered, unbuffered = by["gunicorn"], by["gunicorn+unbuffered"]
     for row in (buffered, unbuffered):

@@ -33,9 +33,12 @@ def test_the_search_doubles_while_held_and_halves_when_the_first_fails() -> None
 def test_a_cells_steps_sit_around_its_own_knee(knee: int) -> None:
     steps = calibrate.bracket_steps(knee, 3)
     assert list(steps) == sorted(set(steps)) and steps[0] >= 1
-    assert steps[0] <= max(knee, 1) <= steps[-1]
+    # from the level the probe held to the one it did not
+    assert steps[0] == pytest.approx(max(knee, 1), rel=0.03)  # two digits: 1280 -> 1300
+    assert steps[-1] == pytest.approx(2 * max(knee, 1), rel=0.03)
     if knee >= 10:  # a factor sqrt(2) apart, rounded to two digits
         assert len(steps) == 3 and steps[-1] / steps[0] == pytest.approx(2, rel=0.1)
+    assert calibrate.bracket_steps(20, 3) == (20, 28, 40)
     assert calibrate.bracket_steps(20, 4) == (14, 20, 28, 40)
 
 

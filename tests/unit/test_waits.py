@@ -9,11 +9,12 @@ import pytest
 
 from gatewaybench.analysis.records import ProcessRecord, StepRecords
 from gatewaybench.analysis.waits import (
+    AppCalls,
     UpstreamEntry,
     Wait,
+    app_calls,
     bound_problem,
     check_upstream,
-    expected_calls,
     parse_upstream_access,
 )
 from gatewaybench.config import build_spec
@@ -97,24 +98,30 @@ def _entries(n: int, ms: float, t0: float = 100.0) -> list[UpstreamEntry]:
 
 def test_the_upstream_agrees_when_its_median_is_the_configured_delay() -> None:
     wait = Wait(100, 1, 0, None)
-    check = check_upstream(_entries(300, 101.0), 100, 110, wait, expected=300)
+    check = check_upstream(_entries(300, 101.0), 100, 110, wait, AppCalls(300, 0))
     assert check.p50_ok and check.text == "agrees" and check.requests == 300
 
 
 def test_a_late_upstream_is_flagged() -> None:
-    check = check_upstream(_entries(300, 109.0), 100, 110, Wait(100, 1, 0, None), expected=300)
+    check = check_upstream(_entries(300, 109.0), 100, 110, Wait(100, 1, 0, None), AppCalls(300, 0))
     assert not check.p50_ok
     assert "upstream p50 109 ms vs 100 ms configured" in check.text
 
 
-def test_a_count_far_from_the_apps_calls_is_shown() -> None:
-    check = check_upstream(_entries(100, 100.0), 100, 110, Wait(100, 2, 0, None), expected=300)
+def test_over_the_whole_step_the_count_must_match_the_apps_calls() -> None:
+    wait = Wait(100, 2, 0, None)
+    assert check_upstream(_entries(600, 100.0), 100, 110, wait, AppCalls(600, 0)).text == "agrees"
+    # calls for requests nginx gave up on may or may not have been made
+    assert check_upstream(_entries(610, 100.0), 100, 110, wait, AppCalls(600, 10)).text == "agrees"
+    check = check_upstream(_entries(500, 100.0), 100, 110, wait, AppCalls(600, 0))
     assert check.p50_ok  # shown, but the wait itself was right
-    assert "upstream saw 100 calls vs 300 the app made" in check.text
+    assert "upstream saw 500 calls vs 600 the app made" in check.text
+    over = check_upstream(_entries(620, 100.0), 100, 110, wait, AppCalls(600, 10))
+    assert "upstream saw 620 calls vs 600 (+10 for requests given up on)" in over.text
 
 
-def test_expected_calls_leave_out_what_nginx_answered_itself() -> None:
-    assert expected_calls([200, 302, 500, 502, 504, 499, 404], calls=2) == 8
+def test_app_calls_leave_out_what_nginx_answered_itself() -> None:
+    assert app_calls([200, 302, 500, 502, 503, 504, 499, 404], calls=2) == AppCalls(8, 4)
 
 
 def test_the_upstream_access_log_parses_and_skips_cut_lines() -> None:
