@@ -1,4 +1,4 @@
-"""One cell of the matrix: its stack (app server, nginx, checks), its steps, its calibration.
+"""One cell of the matrix: its stack (upstream, app server, nginx, checks) and its steps.
 
 A cell is a unit of failure: a server that fails to start or dies, or a PostgreSQL that dies
 under it, fails that cell with the cause and the log tail, and the matrix goes on.
@@ -9,89 +9,21 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import asdict, replace
 from typing import Any
 
 from gatewaybench.analysis.step import StepRow
 from gatewaybench.analysis.waits import Wait
-from gatewaybench.context import Context, RunDatabase
+from gatewaybench.context import Context
 from gatewaybench.errors import StackError
-from gatewaybench.load import autoscale, calibrate, step
+from gatewaybench.load import autoscale, step
 from gatewaybench.matrix import Cell, Effective, blocking_slots, effective, in_flight_text
 from gatewaybench.results.rundir import RunRecorder
 from gatewaybench.servers import REGISTRY, THREADS_GREENLET, ServerDef
 from gatewaybench.signals import checkpoint
 from gatewaybench.stack import app, nginx, pollsdb, postgres, upstream
 from gatewaybench.stack.logs import LOG_CAP_BYTES, cap_log
+from gatewaybench.stack.process import ManagedProcess
 from gatewaybench.stack.verify import verify_scenario
-
-
-def calibrate_steps(ctx: Context, db: RunDatabase) -> None:
-    """Probe every cell (short steps) and choose steps bracketing the knees: shared by every
-    cell in a run without waits; per cell, wait by wait, in a run with upstream waits (each
-    cell's probes start where its variant's knee was at the previous wait: waiting more does
-    not raise a knee much, so that search is short)."""
-    knees: dict[Cell, int] = {}
-    for cell in ctx.spec.cells:
-        start = _previous_knee(knees, cell) or calibrate.PROBE_START
-        probes = probe_cell(ctx, cell, db.ensure_alive(), start=start)
-        knees[cell] = calibrate.knee(probes)
-        ctx.rec.manifest.setdefault("calibration", {})[cell.label] = {
-            "knee_users": knees[cell],
-            "probes": [asdict(p) for p in probes],
-        }
-        ctx.rec.save_manifest()
-        ctx.say(f"[{cell.label}] calibrated: held up to {knees[cell]} users")
-    if ctx.spec.waits == (None,):
-        _record_steps(ctx, calibrate.choose_steps(list(knees.values()), ctx.spec.load.auto_steps))
-        return
-    for cell, knee in knees.items():
-        ctx.steps[cell.label] = calibrate.bracket_steps(knee, ctx.spec.load.auto_steps)
-        ctx.say(f"[{cell.label}] steps from its knee: {', '.join(map(str, ctx.steps[cell.label]))}")
-    ctx.rec.manifest["resolved"]["users_by_cell"] = {k: list(v) for k, v in ctx.steps.items()}
-    ctx.rec.save_manifest()
-
-
-def _previous_knee(knees: dict[Cell, int], cell: Cell) -> int:
-    """The knee of the same variant at the last wait probed before this cell's (0: none)."""
-    before = [k for c, k in knees.items() if c.variant == cell.variant]
-    return before[-1] if before else 0
-
-
-def _record_steps(ctx: Context, steps: tuple[int, ...]) -> None:
-    ctx.steps = dict.fromkeys(ctx.steps, steps)
-    ctx.rec.manifest["resolved"]["users"] = list(steps)
-    ctx.rec.save_manifest()
-    ctx.say(f"gatewaybench: calibrated steps: {', '.join(map(str, steps))} users")
-
-
-def probe_cell(
-    ctx: Context,
-    cell: Cell,
-    cluster: postgres.Cluster,
-    label: str = "",
-    start: int = calibrate.PROBE_START,
-) -> list[calibrate.Probe]:
-    """Short steps on a fresh stack, from `start` users, until the knee is found."""
-    probe_spec = replace(ctx.spec, load=calibrate.probe_load(ctx.spec.load))
-    probes: list[calibrate.Probe] = []
-    raw = ctx.run_dir / "raw" / "calibration" / cell.label
-    with ExitStack() as stack:
-        target = start_cell_stack(ctx, stack, cell, cluster, label)
-        while (users := calibrate.next_level(probes, start)) is not None:
-            result = step.measure_step(
-                probe_spec,
-                target,
-                users=users,
-                repeat=1,
-                processes=ctx.spec.load.processes or 1,
-                step_dir=raw / f"u{users}",
-                locust_log=ctx.run_dir / "logs" / f"locust-calibrate-{cell.label}-u{users}.log",
-            )
-            probes.append(calibrate.judge(result.row, ctx.spec.thresholds))
-            if not target.procs["app"].alive():
-                break
-    return probes
 
 
 def run_cell(ctx: Context, cell: Cell, cluster: postgres.Cluster, repeat: int) -> bool:
@@ -162,19 +94,46 @@ def _serve_and_load(
 def start_cell_stack(
     ctx: Context, stack: ExitStack, cell: Cell, cluster: postgres.Cluster, label: str = ""
 ) -> step.Stack:
-    """App server and nginx for one cell, checked end to end; stopped by `stack`. `label`
-    names it in logs and rows (default: the cell's label)."""
-    assert ctx.app_env is not None
-    server, label = REGISTRY[cell.server], label or cell.label
-    logs, source, app_env = ctx.run_dir / "logs", ctx.spec.app, ctx.app_env
-    eff = effective(cell, ctx.spec.budget)
+    """Delayed upstream (when the cell waits), app server and nginx for one cell, checked end
+    to end; stopped by `stack`. `label` names it in logs and rows (default: the cell's label)."""
+    label, source = label or cell.label, ctx.spec.app
     if source.is_sample:
         pollsdb.reset_votes(cluster.dsn)  # every cell starts from the same data
+    eff = effective(cell, ctx.spec.budget)
     ctx.say(
-        f"[{label}] starting ({server.interface}, requests in flight: "
+        f"[{label}] starting ({cell.interface}, requests in flight: "
         f"{in_flight_text(cell, eff)}, database connections {eff.db_text})"
     )
     waiting = _start_upstream(ctx, stack, cell, label)
+    app_proc = _start_app(ctx, stack, cell, label, waiting)
+    nginx_proc = stack.enter_context(
+        nginx.running_nginx(
+            ctx.resolved.nginx_bin,
+            ctx.spec.nginx,
+            port=ctx.resolved.nginx_port,
+            upstream_port=ctx.resolved.app_port,
+            conf_dir=ctx.run_dir / "conf",
+            logs=ctx.run_dir / "logs",
+            name=label,
+            health_path=source.health_path,
+            request_buffering=cell.request_buffering,
+        )
+    )
+    if source.is_sample:
+        verify_scenario(ctx.resolved.nginx_port, ctx.question_ids[0])
+        pollsdb.reset_votes(cluster.dsn)  # the check's vote must not count in the first step
+    return _step_stack(
+        ctx, cell, label, cluster, app_proc=app_proc, nginx_proc=nginx_proc, waiting=waiting
+    )
+
+
+def _start_app(
+    ctx: Context, stack: ExitStack, cell: Cell, label: str, waiting: upstream.Upstream | None
+) -> ManagedProcess:
+    """The app server under this cell's variables, awaited on its health path."""
+    assert ctx.app_env is not None
+    server, app_env, source = REGISTRY[cell.server], ctx.app_env, ctx.spec.app
+    eff = effective(cell, ctx.spec.budget)
     env = app_env.variables(ctx.base_env) | app.cell_variables(
         cell, eff, ctx.spec.django, app_env.python
     )
@@ -188,7 +147,7 @@ def start_cell_stack(
         argv,
         port=ctx.resolved.app_port,
         env=env,
-        logs=logs,
+        logs=ctx.run_dir / "logs",
         cwd=app_env.app_dir,
         health_path=source.health_path,
         log_name=label,
@@ -196,22 +155,21 @@ def start_cell_stack(
     stack.callback(app_proc.stop)
     if source.is_sample:
         _record_runtime(ctx, cell, label, app.runtime_info(ctx.resolved.app_port))
-    nginx_proc = stack.enter_context(
-        nginx.running_nginx(
-            ctx.resolved.nginx_bin,
-            ctx.spec.nginx,
-            port=ctx.resolved.nginx_port,
-            upstream_port=ctx.resolved.app_port,
-            conf_dir=ctx.run_dir / "conf",
-            logs=logs,
-            name=label,
-            health_path=source.health_path,
-            request_buffering=cell.request_buffering,
-        )
-    )
-    if source.is_sample:
-        verify_scenario(ctx.resolved.nginx_port, ctx.question_ids[0])
-        pollsdb.reset_votes(cluster.dsn)  # the check's vote must not count in the first step
+    return app_proc
+
+
+def _step_stack(
+    ctx: Context,
+    cell: Cell,
+    label: str,
+    cluster: postgres.Cluster,
+    *,
+    app_proc: ManagedProcess,
+    nginx_proc: ManagedProcess,
+    waiting: upstream.Upstream | None,
+) -> step.Stack:
+    """What the steps measure against: the processes to watch and the logs to slice."""
+    logs = ctx.run_dir / "logs"
     procs = {"app": app_proc, "postgres": cluster.proc, "nginx": nginx_proc}
     logs_of = {
         "nginx_error": logs / f"nginx-{label}-error.log",
@@ -231,9 +189,9 @@ def start_cell_stack(
         logs=logs_of,
         env=ctx.base_env,
         label=label,
-        interface=server.interface,
-        locustfile=source.locustfile,
-        audit=source.is_sample,
+        interface=cell.interface,
+        locustfile=ctx.spec.app.locustfile,
+        audit=ctx.spec.app.is_sample,
         variant=cell.variant if cell.upstream_ms is not None else "",
         upstream_ms=cell.upstream_ms,
         wait=_expected_wait(ctx, cell),

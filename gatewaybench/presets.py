@@ -81,14 +81,15 @@ PRESETS: dict[str, Preset] = {
         _io(),
         IO_THREADS,
         "when does ASGI pay off: five cells x upstream waits 0, 20, 100, 300 ms, users "
-        "calibrated per wait",
-        # 20 cell-waits within 25 minutes on 2 cores: short windows, and 3 steps per cell
-        # around the knee its calibration found (K/sqrt(2), K, sqrt(2)K).
+        "calibrated per cell and wait",
+        # 20 cell-waits within 25 minutes on 2 cores: short windows, and 4 steps per cell
+        # around the knee K its probes found (K/sqrt(2) .. 2K: a short probe's verdict can
+        # differ from a step's either way, so the steps reach below K and up to 2K).
         {
             "upstream_ms": (0, 20, 100, 300),
             "users": (),
-            "auto_steps": 3,
-            "window": 8,
+            "auto_steps": 4,
+            "window": 6,
             "ramp": 1.0,
             "warmup": 2.0,
         },

@@ -17,7 +17,8 @@ from typing import Any, TextIO
 
 from gatewaybench import preflight
 from gatewaybench.analysis.tables import run_summary
-from gatewaybench.cells import calibrate_steps, run_cell
+from gatewaybench.calibration import calibrate_steps
+from gatewaybench.cells import run_cell
 from gatewaybench.context import Context, RunDatabase
 from gatewaybench.errors import GatewaybenchError, Interrupted
 from gatewaybench.load import locust_runner

@@ -26,7 +26,8 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, TextIO
 
 from gatewaybench import preflight
-from gatewaybench.cells import probe_cell, start_cell_stack
+from gatewaybench.calibration import probe_cell
+from gatewaybench.cells import start_cell_stack
 from gatewaybench.context import Context
 from gatewaybench.errors import Interrupted, UsageError
 from gatewaybench.gate.report import write_outputs

@@ -56,7 +56,7 @@ def test_the_io_preset_is_five_cells_at_four_waits_calibrated() -> None:
     spec = build_spec({"preset": "io"})
     assert spec.waits == (0, 20, 100, 300)
     assert len(spec.cells) == 20
-    assert spec.load.users == () and spec.load.auto_steps == 3 and spec.load.window_s == 8
+    assert spec.load.users == () and spec.load.auto_steps == 4 and spec.load.window_s == 6
     assert {c.variant for c in spec.cells} == {
         "gunicorn", "gunicorn-gthread", "gunicorn-gevent", "uvicorn", "uvicorn+async+pool"
     }  # fmt: skip

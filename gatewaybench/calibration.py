@@ -1,0 +1,81 @@
+"""`--users auto` on a live stack: probe every cell, then choose the steps (the search and the
+step rules themselves are pure, in gatewaybench.load.calibrate)."""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from dataclasses import asdict, replace
+
+from gatewaybench.cells import start_cell_stack
+from gatewaybench.context import Context, RunDatabase
+from gatewaybench.load import calibrate, step
+from gatewaybench.matrix import Cell
+from gatewaybench.stack import postgres
+
+
+def calibrate_steps(ctx: Context, db: RunDatabase) -> None:
+    """Probe every cell (short steps) and choose steps bracketing the knees: shared by every
+    cell in a run without waits; per cell, wait by wait, in a run with upstream waits (each
+    cell's probes start where its variant's knee was at the previous wait: waiting more does
+    not raise a knee much, so that search is short)."""
+    knees: dict[Cell, int] = {}
+    for cell in ctx.spec.cells:
+        start = _previous_knee(knees, cell) or calibrate.PROBE_START
+        probes = probe_cell(ctx, cell, db.ensure_alive(), start=start)
+        knees[cell] = calibrate.knee(probes)
+        ctx.rec.manifest.setdefault("calibration", {})[cell.label] = {
+            "knee_users": knees[cell],
+            "probes": [asdict(p) for p in probes],
+        }
+        ctx.rec.save_manifest()
+        ctx.say(f"[{cell.label}] calibrated: held up to {knees[cell]} users")
+    if ctx.spec.waits == (None,):
+        _record_steps(ctx, calibrate.choose_steps(list(knees.values()), ctx.spec.load.auto_steps))
+        return
+    for cell, knee in knees.items():
+        ctx.steps[cell.label] = calibrate.bracket_steps(knee, ctx.spec.load.auto_steps)
+        ctx.say(f"[{cell.label}] steps from its knee: {', '.join(map(str, ctx.steps[cell.label]))}")
+    ctx.rec.manifest["resolved"]["users_by_cell"] = {k: list(v) for k, v in ctx.steps.items()}
+    ctx.rec.save_manifest()
+
+
+def _previous_knee(knees: dict[Cell, int], cell: Cell) -> int:
+    """The knee of the same variant at the last wait probed before this cell's (0: none)."""
+    before = [k for c, k in knees.items() if c.variant == cell.variant]
+    return before[-1] if before else 0
+
+
+def _record_steps(ctx: Context, steps: tuple[int, ...]) -> None:
+    ctx.steps = dict.fromkeys(ctx.steps, steps)
+    ctx.rec.manifest["resolved"]["users"] = list(steps)
+    ctx.rec.save_manifest()
+    ctx.say(f"gatewaybench: calibrated steps: {', '.join(map(str, steps))} users")
+
+
+def probe_cell(
+    ctx: Context,
+    cell: Cell,
+    cluster: postgres.Cluster,
+    label: str = "",
+    start: int = calibrate.PROBE_START,
+) -> list[calibrate.Probe]:
+    """Short steps on a fresh stack, from `start` users, until the knee is found."""
+    probe_spec = replace(ctx.spec, load=calibrate.probe_load(ctx.spec.load))
+    probes: list[calibrate.Probe] = []
+    raw = ctx.run_dir / "raw" / "calibration" / cell.label
+    with ExitStack() as stack:
+        target = start_cell_stack(ctx, stack, cell, cluster, label)
+        while (users := calibrate.next_level(probes, start)) is not None:
+            result = step.measure_step(
+                probe_spec,
+                target,
+                users=users,
+                repeat=1,
+                processes=ctx.spec.load.processes or 1,
+                step_dir=raw / f"u{users}",
+                locust_log=ctx.run_dir / "logs" / f"locust-calibrate-{cell.label}-u{users}.log",
+            )
+            probes.append(calibrate.judge(result.row, ctx.spec.thresholds))
+            if not target.procs["app"].alive():
+                break
+    return probes
