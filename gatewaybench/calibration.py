@@ -34,6 +34,7 @@ def calibrate_steps(ctx: Context, db: RunDatabase) -> None:
         return
     for cell, knee in knees.items():
         ctx.steps[cell.label] = calibrate.bracket_steps(knee, ctx.spec.load.auto_steps)
+        ctx.bracketed.add(cell.label)
         ctx.say(f"[{cell.label}] steps from its knee: {', '.join(map(str, ctx.steps[cell.label]))}")
     ctx.rec.manifest["resolved"]["users_by_cell"] = {k: list(v) for k, v in ctx.steps.items()}
     ctx.rec.save_manifest()

@@ -7,7 +7,7 @@ under it, fails that cell with the cause and the log tail, and the matrix goes o
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from typing import Any
 
@@ -15,7 +15,7 @@ from gatewaybench.analysis.step import StepRow
 from gatewaybench.analysis.waits import Wait
 from gatewaybench.context import Context
 from gatewaybench.errors import StackError
-from gatewaybench.load import autoscale, step
+from gatewaybench.load import autoscale, calibrate, step
 from gatewaybench.matrix import Cell, Effective, blocking_slots, effective, in_flight_text
 from gatewaybench.results.rundir import RunRecorder
 from gatewaybench.servers import REGISTRY, THREADS_GREENLET, ServerDef
@@ -268,7 +268,8 @@ def _warn(ctx: Context, warning: str) -> None:
 def _run_steps(ctx: Context, cell: Cell, target: step.Stack, repeat: int) -> None:
     auto = ctx.spec.load.processes == 0
     processes, previous = (1 if auto else ctx.spec.load.processes), None
-    for users in ctx.steps[cell.label]:
+    rows: list[StepRow] = []
+    for users in _planned_steps(ctx, cell, rows):
         checkpoint()
         if auto:
             processes = autoscale.next_processes(processes, previous, users)
@@ -293,8 +294,28 @@ def _run_steps(ctx: Context, cell: Cell, target: step.Stack, repeat: int) -> Non
         if result.row.integrity == "DATA_LOSS":
             ctx.say(_data_loss_banner(result.row))
         previous = result.row
+        rows.append(result.row)
         if dead is not None:
             raise StackError(f"{dead.problem} during the {users}-user step", dead.fix, dead.detail)
+
+
+def _planned_steps(ctx: Context, cell: Cell, rows: list[StepRow]) -> Iterator[int]:
+    """The cell's steps; then, for a cell whose steps sit around its own knee, lower ones while
+    the lowest step run did not hold, so the knee is bracketed from below too (a short probe
+    can hold what a longer step does not). Reads `rows` as the caller appends each step's."""
+    yield from ctx.steps[cell.label]
+    if cell.label not in ctx.bracketed:
+        return
+    while rows:
+        lowest = min(rows, key=lambda r: r.users)
+        lower = calibrate.step_below(lowest.users)
+        if calibrate.judge(lowest, ctx.spec.thresholds).held or lower is None:
+            return
+        ctx.say(f"[{cell.label}] {lowest.users} users did not hold: adding a step at {lower}")
+        ctx.steps[cell.label] = (lower, *ctx.steps[cell.label])
+        ctx.rec.manifest["resolved"]["users_by_cell"][cell.label] = list(ctx.steps[cell.label])
+        ctx.rec.save_manifest()
+        yield lower
 
 
 def _dead_component(target: step.Stack, cell: Cell) -> StackError | None:

@@ -34,6 +34,7 @@ class Context:
         self.question_ids: tuple[int, ...] = ()
         # Each cell's steps (by label): the spec's, or, with --users auto, calibrated.
         self.steps: dict[str, tuple[int, ...]] = {c.label: spec.load.users for c in spec.cells}
+        self.bracketed: set[str] = set()  # cells whose steps were placed around their own knee
 
     @property
     def run_dir(self) -> Path:

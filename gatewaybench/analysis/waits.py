@@ -91,11 +91,12 @@ def app_calls(front_statuses: Iterable[int], calls: int) -> AppCalls:
 
 
 def check_upstream(
-    entries: list[UpstreamEntry], start: int, end: int, wait: Wait, app: AppCalls
+    entries: list[UpstreamEntry], start: int, end: int, wait: Wait, app: AppCalls | None
 ) -> UpstreamCheck:
     """`entries` are the whole step's (ramp to drain): every request has finished, so the count
-    must match the app's calls exactly, but for requests the client gave up on. The median is
-    the window's."""
+    must match the app's calls exactly, but for requests the client gave up on (`app` None: the
+    front's access log is off, so there is nothing to compare with). The median is the
+    window's."""
     inside = [e for e in entries if start <= e.msec < end]
     p50 = median_ms(e.request_time_ms for e in inside)
     problems = []
@@ -106,7 +107,7 @@ def check_upstream(
     if errors:
         problems.append(f"the upstream answered {errors} call(s) with an error")
     slack = COUNT_SLACK * wait.calls
-    if not app.made - slack <= len(entries) <= app.made + app.unsure + slack:
+    if app is not None and not app.made - slack <= len(entries) <= app.made + app.unsure + slack:
         unsure = f" (+{app.unsure} for requests given up on)" if app.unsure else ""
         problems.append(f"upstream saw {len(entries)} calls vs {app.made}{unsure} the app made")
     return UpstreamCheck(len(entries), p50, "; ".join(problems) or "agrees", p50_ok)

@@ -105,6 +105,13 @@ def choose_steps(knees: list[int], count: int = STEPS) -> tuple[int, ...]:
     return tuple(steps)
 
 
+def step_below(users: int) -> int | None:
+    """The next step down from `users`, a factor sqrt(2) lower (None below PROBE_MIN)."""
+    if users <= PROBE_MIN:
+        return None
+    return max(PROBE_MIN, min(users - 1, _round2(users / math.sqrt(2))))
+
+
 def _round2(x: float) -> int:
     """Two significant digits, so the steps read like a person chose them."""
     digits = max(0, math.floor(math.log10(x)) - 1)

@@ -215,10 +215,10 @@ def _check_upstream(row: StepRow, logs: StepLogs, wait: Wait | None) -> None:
         row.window_start,
         row.window_start + row.window_s,
         wait,
-        app_calls(front, wait.calls),
+        app_calls(front, wait.calls) if logs.nginx_access else None,
     )
     row.upstream_requests, row.upstream_p50_ms = check.requests, check.p50_ms
-    row.upstream_check = check.text if logs.nginx_access else f"{check.text} (no front log)"
+    row.upstream_check = check.text if logs.nginx_access else f"{check.text} (count: no front log)"
     if not check.p50_ok:
         invalidate(row, check.text)
 

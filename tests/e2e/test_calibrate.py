@@ -63,5 +63,7 @@ def test_with_waits_each_cell_gets_steps_around_its_own_knee(tmp_path: Path) -> 
     by_cell = manifest["resolved"]["users_by_cell"]
     for label, entry in calibration.items():
         steps = list(calibrate.bracket_steps(entry["knee_users"], 3))
-        assert by_cell[label] == steps
-        assert [int(r["users"]) for r in run.rows if r["server"] == label] == steps
+        # the steps around the knee, and lower ones only while the lowest run did not hold
+        assert by_cell[label][-3:] == steps and all(u < steps[0] for u in by_cell[label][:-3])
+        ran = [int(r["users"]) for r in run.rows if r["server"] == label]
+        assert ran[:3] == steps and sorted(ran) == by_cell[label]

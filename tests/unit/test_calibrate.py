@@ -42,6 +42,10 @@ def test_a_cells_steps_sit_around_its_own_knee(knee: int) -> None:
     assert calibrate.bracket_steps(20, 4) == (14, 20, 28, 40)
 
 
+def test_the_step_below_is_a_factor_sqrt2_lower_down_to_one_user() -> None:
+    assert [calibrate.step_below(u) for u in (80, 57, 10, 2, 1)] == [57, 40, 7, 1, None]
+
+
 def test_knee_is_the_last_held_level_before_the_first_failure() -> None:
     assert calibrate.knee([probe(10, True), probe(20, True), probe(40, False)]) == 20
     assert calibrate.knee([probe(10, False)]) == 0

@@ -120,6 +120,11 @@ def test_over_the_whole_step_the_count_must_match_the_apps_calls() -> None:
     assert "upstream saw 620 calls vs 600 (+10 for requests given up on)" in over.text
 
 
+def test_without_the_fronts_log_the_count_is_not_judged() -> None:
+    check = check_upstream(_entries(500, 100.0), 100, 110, Wait(100, 1, 0, None), None)
+    assert check.text == "agrees" and check.requests == 500
+
+
 def test_app_calls_leave_out_what_nginx_answered_itself() -> None:
     assert app_calls([200, 302, 500, 502, 503, 504, 499, 404], calls=2) == AppCalls(8, 4)
 
