@@ -21,7 +21,7 @@ help:
 	@echo "make bench        the seed experiment: 4 servers x 100..700 users (about 20 min on 2 cores)"
 	@echo "make bench-quick  the same matrix small (about 2 min)"
 	@echo "PRESET=tuned|all  with bench or bench-quick: each server tuned, or every server x variant"
-	@echo "PRESET=io         when ASGI pays off: 5 cells x upstream waits 0-300 ms (about 25 min)"
+	@echo "PRESET=io         when ASGI pays off: 5 cells x upstream waits 0-300 ms (about 23 min; quick 3.5)"
 	@echo "make test         lint, type checks and the whole test suite (real processes)"
 	@echo "make bench-ci     the regression gate: this tree vs GATE_BASE (default origin/main)"
 	@echo "make doctor       check this machine can run a bench"
