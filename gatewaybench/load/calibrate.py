@@ -53,15 +53,6 @@ def judge(row: StepRow, limits: Thresholds) -> Probe:
     return Probe(row.users, row.rps, row.p95_ms, row.fail_pct, held, reason)
 
 
-def probe_levels() -> list[int]:
-    """The levels an upward search from PROBE_START may visit."""
-    levels, users = [], PROBE_START
-    while users <= PROBE_MAX:
-        levels.append(users)
-        users *= 2
-    return levels
-
-
 def next_level(probes: list[Probe], start: int = PROBE_START) -> int | None:
     """The next probe's users, or None when the knee is found: double while held; when the
     first probe failed, halve until one holds."""

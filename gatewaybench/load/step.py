@@ -14,7 +14,7 @@ from typing import Any
 import psycopg2
 
 from gatewaybench.analysis.failures import FailureRow, failure_rows, gather_evidence
-from gatewaybench.analysis.nginxlog import UPLOAD_URI, cross_check, parse_access
+from gatewaybench.analysis.nginxlog import UPLOAD_URI, AccessEntry, cross_check, parse_access
 from gatewaybench.analysis.records import StepRecords, read_step_records
 from gatewaybench.analysis.resources import ResourceRow, resource_rows
 from gatewaybench.analysis.step import StepContext, StepRow, analyse_step, invalidate
@@ -150,8 +150,10 @@ def analyse_measured(
         repeat=repeat,
         users=context.users,
     )
-    _cross_check(row, logs.nginx_access, failures)
-    _check_upstream(row, logs, context.wait)
+    # The front's log, parsed once for both checks (None: its access log is off).
+    front = parse_access(logs.nginx_access) if logs.nginx_access else None
+    _cross_check(row, front, failures)
+    _check_upstream(row, front, logs.upstream_access, context.wait)
     resources = (
         resource_rows(
             samples, server=context.server, repeat=repeat, users=context.users, start=start, end=end
@@ -203,34 +205,40 @@ def _save_window_histogram(records: StepRecords, step_dir: Path, start: int, end
     )
 
 
-def _check_upstream(row: StepRow, logs: StepLogs, wait: Wait | None) -> None:
+def _check_upstream(
+    row: StepRow, front: list[AccessEntry] | None, upstream_access: str, wait: Wait | None
+) -> None:
     """The delayed upstream's own account: over the whole step its count beside the app's calls,
     and in the window its median, which must be the configured delay (else the step measured
     another wait: invalid)."""
     if row.status != "ok" or wait is None or not wait.upstream_ms:
         return
-    front = [e.status for e in parse_access(logs.nginx_access) if e.calls_upstream]
+    calls = (
+        None
+        if front is None
+        else app_calls([e.status for e in front if e.calls_upstream], wait.calls)
+    )
     check = check_upstream(
-        parse_upstream_access(logs.upstream_access),
+        parse_upstream_access(upstream_access),
         row.window_start,
         row.window_start + row.window_s,
         wait,
-        app_calls(front, wait.calls) if logs.nginx_access else None,
+        calls,
     )
     row.upstream_requests, row.upstream_p50_ms = check.requests, check.p50_ms
-    row.upstream_check = check.text if logs.nginx_access else f"{check.text} (count: no front log)"
+    row.upstream_check = check.text if front is not None else f"{check.text} (count: no front log)"
     if not check.p50_ok:
         invalidate(row, check.text)
 
 
-def _cross_check(row: StepRow, access_text: str, failures: list[FailureRow]) -> None:
-    if row.status != "ok" or not access_text:
+def _cross_check(row: StepRow, front: list[AccessEntry] | None, failures: list[FailureRow]) -> None:
+    if row.status != "ok" or front is None:
         row.xcheck = "not available" if row.status == "ok" else ""
         return
     # Connections nginx dropped before any HTTP exchange never reach its access log.
     unseen = sum(f.count for f in failures if f.kind in CONNECTION_KINDS)
     check = cross_check(
-        [e for e in parse_access(access_text) if e.uri != UPLOAD_URI],
+        [e for e in front if e.uri != UPLOAD_URI],
         row.window_start,
         row.window_start + row.window_s,
         row.requests - unseen,
