@@ -15,7 +15,7 @@ GATE_BASE ?= origin/main
 GATE_CAND ?= .
 GATE_ARGS ?=
 
-.PHONY: help install sysdeps sysdeps-test bench bench-quick bench-ci test test-unit lint doctor clean bench-docker compose-render compose-env
+.PHONY: help install sysdeps sysdeps-test engine bench bench-quick bench-ci test test-unit lint doctor clean bench-docker compose-render compose-env
 
 help:
 	@echo "make bench        the seed experiment: 4 servers x 100..700 users (about 20 min on 2 cores)"
@@ -25,6 +25,7 @@ help:
 	@echo "make test         lint, type checks and the whole test suite (real processes)"
 	@echo "make bench-ci     the regression gate: this tree vs GATE_BASE (default origin/main)"
 	@echo "make doctor       check this machine can run a bench"
+	@echo "make engine       a container engine for --backend compose (as root: Podman from apt)"
 	@echo "BENCH_ARGS='--servers gunicorn,uvicorn --users 50:300:50' make bench  for anything else"
 
 $(STAMP): pyproject.toml envs/psycopg3.txt
@@ -42,6 +43,9 @@ sysdeps:
 
 sysdeps-test:
 	@bash scripts/install-system-deps.sh --test
+
+engine:
+	@bash scripts/install-engine.sh
 
 bench: install sysdeps
 	$(PY) -m gatewaybench run --preset $(PRESET) $(BENCH_ARGS)
@@ -62,7 +66,7 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-test: install sysdeps-test lint
+test: install sysdeps-test engine lint
 	$(PY) -m pytest -q
 
 test-unit: install
@@ -73,7 +77,7 @@ clean:
 
 # Docker (compose backend): the same matrix with every component in a container, through the
 # docker SDK (needs a Docker engine; see README "Docker (compose backend)").
-bench-docker: install
+bench-docker: install engine
 	$(PY) -m gatewaybench run --backend compose $(BENCH_ARGS)
 
 # Regenerate docker-compose.yml, docker/nginx.conf and docker/postgres-init.sh from the spec.

@@ -2,7 +2,10 @@
 # The image of the app servers and of Locust for the compose backend (docker-compose.yml and
 # `gatewaybench run --backend compose`). Every version comes from the files the local .venv is
 # installed from: pyproject.toml's exact pins and envs/psycopg3.txt.
-FROM python:3.11.11-slim-bookworm
+# The base is a variable: where no registry is reachable, the harness builds an equivalent from the
+# apt mirror (docker/local/python.Dockerfile) and passes it here.
+ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm
+FROM ${PYTHON_IMAGE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

@@ -6,11 +6,11 @@ from __future__ import annotations
 from contextlib import ExitStack
 from dataclasses import asdict, replace
 
+from gatewaybench.backend import Database
 from gatewaybench.cells import start_cell_stack
 from gatewaybench.context import Context, RunDatabase
 from gatewaybench.load import calibrate, step
 from gatewaybench.matrix import Cell
-from gatewaybench.stack import postgres
 
 
 def calibrate_steps(ctx: Context, db: RunDatabase) -> None:
@@ -56,7 +56,7 @@ def _record_steps(ctx: Context, steps: tuple[int, ...]) -> None:
 def probe_cell(
     ctx: Context,
     cell: Cell,
-    cluster: postgres.Cluster,
+    db: Database,
     label: str = "",
     start: int = calibrate.PROBE_START,
 ) -> list[calibrate.Probe]:
@@ -65,7 +65,7 @@ def probe_cell(
     probes: list[calibrate.Probe] = []
     raw = ctx.run_dir / "raw" / "calibration" / cell.label
     with ExitStack() as stack:
-        target = start_cell_stack(ctx, stack, cell, cluster, label)
+        target = start_cell_stack(ctx, stack, cell, db, label)
         while (users := calibrate.next_level(probes, start)) is not None:
             result = step.measure_step(
                 probe_spec,
@@ -77,6 +77,6 @@ def probe_cell(
                 locust_log=ctx.run_dir / "logs" / f"locust-calibrate-{cell.label}-u{users}.log",
             )
             probes.append(calibrate.judge(result.row, ctx.spec.thresholds))
-            if not target.procs["app"].alive():
-                break
+            if target.components.dead() is not None:
+                break  # the cell's step will fail with the cause
     return probes

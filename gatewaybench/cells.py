@@ -9,26 +9,27 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from dataclasses import replace
 from typing import Any
 
 from gatewaybench.analysis.step import StepRow
 from gatewaybench.analysis.waits import Wait
+from gatewaybench.backend import Database
 from gatewaybench.context import Context
 from gatewaybench.errors import StackError
 from gatewaybench.load import autoscale, calibrate, step
 from gatewaybench.matrix import Cell, Effective, blocking_slots, effective, in_flight_text
 from gatewaybench.results.rundir import RunRecorder
-from gatewaybench.servers import REGISTRY, THREADS_GREENLET, ServerDef
+from gatewaybench.servers import REGISTRY, THREADS_GREENLET
 from gatewaybench.signals import checkpoint
-from gatewaybench.stack import app, nginx, pollsdb, postgres, upstream
-from gatewaybench.stack.logs import LOG_CAP_BYTES, cap_log
-from gatewaybench.stack.process import ManagedProcess
+from gatewaybench.stack import pollsdb
+from gatewaybench.stack.logs import LOG_CAP_BYTES
 from gatewaybench.stack.verify import verify_scenario
 
 
-def run_cell(ctx: Context, cell: Cell, cluster: postgres.Cluster, repeat: int) -> bool:
+def run_cell(ctx: Context, cell: Cell, db: Database, repeat: int) -> bool:
     """All steps of one cell. A failure is recorded, not raised: the matrix continues."""
-    server, eff = REGISTRY[cell.server], effective(cell, ctx.spec.budget)
+    eff = effective(cell, ctx.spec.budget)
     ctx.rec.set_server(cell.label, **_cell_facts(ctx, cell, eff), status="running")
     phase = cell.label if ctx.spec.repeat == 1 else f"{cell.label} (repeat {repeat})"
     return unit_of_failure(
@@ -36,7 +37,7 @@ def run_cell(ctx: Context, cell: Cell, cluster: postgres.Cluster, repeat: int) -
         ctx.say,
         cell.label,
         phase,
-        lambda: _serve_and_load(ctx, cell, server, cluster, repeat),
+        lambda: _serve_and_load(ctx, cell, db, repeat),
     )
 
 
@@ -73,147 +74,45 @@ def _cell_facts(ctx: Context, cell: Cell, eff: Effective) -> dict[str, Any]:
         "in_flight": in_flight_text(cell, eff),
         "upstream_ms": cell.upstream_ms,
         "workers": eff.processes,
-        "argv": app.server_argv(server, ctx.resolved.app_port, ctx.spec.budget, _target(ctx, cell)),
+        **ctx.backend.cell_facts(ctx, cell),
         "note": server.note,
     }
 
 
-def _target(ctx: Context, cell: Cell) -> str:
-    source = ctx.spec.app
-    return source.wsgi if cell.interface == "wsgi" else source.asgi
-
-
-def _serve_and_load(
-    ctx: Context, cell: Cell, server: ServerDef, cluster: postgres.Cluster, repeat: int
-) -> None:
+def _serve_and_load(ctx: Context, cell: Cell, db: Database, repeat: int) -> None:
     with ExitStack() as stack:
-        target = start_cell_stack(ctx, stack, cell, cluster)
+        target = start_cell_stack(ctx, stack, cell, db)
         _run_steps(ctx, cell, target, repeat)
 
 
 def start_cell_stack(
-    ctx: Context, stack: ExitStack, cell: Cell, cluster: postgres.Cluster, label: str = ""
+    ctx: Context, stack: ExitStack, cell: Cell, db: Database, label: str = ""
 ) -> step.Stack:
-    """Delayed upstream (when the cell waits), app server and nginx for one cell, checked end
-    to end; stopped by `stack`. `label` names it in logs and rows (default: the cell's label)."""
+    """Delayed upstream (when the cell waits), app server and nginx for one cell, by the run's
+    backend, checked end to end; stopped by `stack`. `label` names it in logs and rows (default:
+    the cell's label)."""
     label, source = label or cell.label, ctx.spec.app
     if source.is_sample:
-        pollsdb.reset_votes(cluster.dsn)  # every cell starts from the same data
+        pollsdb.reset_votes(db.dsn)  # every cell starts from the same data
     eff = effective(cell, ctx.spec.budget)
     ctx.say(
         f"[{label}] starting ({cell.interface}, requests in flight: "
         f"{in_flight_text(cell, eff)}, database connections {eff.db_text})"
     )
-    waiting = _start_upstream(ctx, stack, cell, label)
-    app_proc = _start_app(ctx, stack, cell, label, waiting)
-    nginx_proc = stack.enter_context(
-        nginx.running_nginx(
-            ctx.resolved.nginx_bin,
-            ctx.spec.nginx,
-            port=ctx.resolved.nginx_port,
-            upstream_port=ctx.resolved.app_port,
-            conf_dir=ctx.run_dir / "conf",
-            logs=ctx.run_dir / "logs",
-            name=label,
-            health_path=source.health_path,
-            request_buffering=cell.request_buffering,
-        )
-    )
+    target = ctx.backend.start_cell(ctx, stack, cell, label, db)
     if source.is_sample:
-        verify_scenario(ctx.resolved.nginx_port, ctx.question_ids[0])
-        pollsdb.reset_votes(cluster.dsn)  # the check's vote must not count in the first step
-    return _step_stack(
-        ctx, cell, label, cluster, app_proc=app_proc, nginx_proc=nginx_proc, waiting=waiting
-    )
-
-
-def _start_app(
-    ctx: Context, stack: ExitStack, cell: Cell, label: str, waiting: upstream.Upstream | None
-) -> ManagedProcess:
-    """The app server under this cell's variables, awaited on its health path."""
-    assert ctx.app_env is not None
-    server, app_env, source = REGISTRY[cell.server], ctx.app_env, ctx.spec.app
-    eff = effective(cell, ctx.spec.budget)
-    env = app_env.variables(ctx.base_env) | app.cell_variables(
-        cell, eff, ctx.spec.django, app_env.python
-    )
-    if waiting is not None:
-        env |= app.upstream_variables(waiting.url, ctx.spec.load.client_timeout_s)
-    argv = app.server_argv(
-        server, ctx.resolved.app_port, ctx.spec.budget, _target(ctx, cell), app_env.bin_dir
-    )
-    app_proc = app.start_server(
-        server,
-        argv,
-        port=ctx.resolved.app_port,
-        env=env,
-        logs=ctx.run_dir / "logs",
-        cwd=app_env.app_dir,
-        health_path=source.health_path,
-        log_name=label,
-    )
-    stack.callback(app_proc.stop)
-    if source.is_sample:
-        _record_runtime(ctx, cell, label, app.runtime_info(ctx.resolved.app_port))
-    return app_proc
-
-
-def _step_stack(
-    ctx: Context,
-    cell: Cell,
-    label: str,
-    cluster: postgres.Cluster,
-    *,
-    app_proc: ManagedProcess,
-    nginx_proc: ManagedProcess,
-    waiting: upstream.Upstream | None,
-) -> step.Stack:
-    """What the steps measure against: the processes to watch and the logs to slice."""
-    logs = ctx.run_dir / "logs"
-    procs = {"app": app_proc, "postgres": cluster.proc, "nginx": nginx_proc}
-    logs_of = {
-        "nginx_error": logs / f"nginx-{label}-error.log",
-        "nginx_access": logs / f"nginx-{label}-access.log",
-        "app": app_proc.log_path,
-        "postgres": cluster.proc.log_path,
-    }
-    if waiting is not None:
-        procs["upstream"] = waiting.proc
-        logs_of["upstream_access"] = waiting.files.access_log
-    return step.Stack(
-        dsn=cluster.dsn,
-        app_database=cluster.app_dsn.dbname,
-        nginx_port=ctx.resolved.nginx_port,
-        question_ids=ctx.question_ids,
-        procs=procs,
-        logs=logs_of,
-        env=ctx.base_env,
+        _record_runtime(ctx, cell, label, target.runtime)
+        verify_scenario(target.nginx_port, ctx.question_ids[0])
+        pollsdb.reset_votes(db.dsn)  # the check's vote must not count in the first step
+    return replace(
+        target,
         label=label,
         interface=cell.interface,
-        locustfile=ctx.spec.app.locustfile,
-        audit=ctx.spec.app.is_sample,
+        locustfile=source.locustfile,
+        audit=source.is_sample,
         variant=cell.variant if cell.upstream_ms is not None else "",
         upstream_ms=cell.upstream_ms,
         wait=_expected_wait(ctx, cell),
-    )
-
-
-def _start_upstream(
-    ctx: Context, stack: ExitStack, cell: Cell, label: str
-) -> upstream.Upstream | None:
-    """The delayed upstream, for a cell that waits on it (none at 0 ms: the app makes no call)."""
-    if not cell.upstream_ms:
-        return None
-    assert ctx.resolved.echo_module is not None  # preflight found it for a spec with waits
-    return stack.enter_context(
-        upstream.running_upstream(
-            ctx.resolved.nginx_bin,
-            ctx.resolved.echo_module,
-            port=ctx.resolved.upstream_port,
-            conf_dir=ctx.run_dir / "conf",
-            logs=ctx.run_dir / "logs",
-            name=label,
-        )
     )
 
 
@@ -282,15 +181,14 @@ def _run_steps(ctx: Context, cell: Cell, target: step.Stack, repeat: int) -> Non
             step_dir=ctx.run_dir / "raw" / cell.label / f"r{repeat}" / f"u{users}",
             locust_log=ctx.run_dir / "logs" / f"locust-{cell.label}-r{repeat}-u{users}.log",
         )
-        dead = _dead_component(target, cell)
+        dead = target.components.dead()
         if dead is not None:
             result.row.status, result.row.valid = "failed", False
             result.row.invalid_reason = f"{dead.problem} during the step"
         ctx.rec.add_step(result.row, result.failures, result.resources)
         ctx.say(_progress(result.row))
-        for path in target.logs.values():  # the step's slices are analysed: bound the disk
-            if cap_log(path):
-                ctx.say(f"gatewaybench: {path.name} reached {LOG_CAP_BYTES >> 20} MiB; cut")
+        for name in target.components.bound_logs():  # the slices are analysed: bound the disk
+            ctx.say(f"gatewaybench: {name} reached {LOG_CAP_BYTES >> 20} MiB; cut")
         if result.row.integrity == "DATA_LOSS":
             ctx.say(_data_loss_banner(result.row))
         previous = result.row
@@ -316,19 +214,6 @@ def _planned_steps(ctx: Context, cell: Cell, rows: list[StepRow]) -> Iterator[in
         ctx.rec.manifest["resolved"]["users_by_cell"][cell.label] = list(ctx.steps[cell.label])
         ctx.rec.save_manifest()
         yield lower
-
-
-def _dead_component(target: step.Stack, cell: Cell) -> StackError | None:
-    """The first of the cell's processes found dead after a step, as the error to report."""
-    for name, proc in target.procs.items():
-        if not proc.alive():
-            who = {"app": cell.label, "postgres": "PostgreSQL"}.get(name, name)
-            return StackError(
-                f"{who} exited with code {proc.popen.returncode}",
-                f"see {proc.log_path}",
-                proc.log_tail(),
-            )
-    return None
 
 
 def _progress(row: StepRow) -> str:

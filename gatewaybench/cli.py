@@ -218,10 +218,10 @@ def _command(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     spec = spec_from_args(args)
-    if args.backend == "compose":
-        from gatewaybench.compose.backend import run_compose
-
-        return run_compose(spec)
     from gatewaybench.runner import run_bench
 
+    if args.backend == "compose":
+        from gatewaybench.compose.backend import ComposeBackend
+
+        return run_bench(spec, backend_for=ComposeBackend.create)
     return run_bench(spec)

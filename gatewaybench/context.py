@@ -1,36 +1,28 @@
-"""What one run shares across cells: the spec, the recorder, the database cluster.
+"""What one run shares across cells: the spec, the backend, the recorder, the database.
 
-The cluster is restarted from scratch (initdb, migrate, seed) when it has died, so one
+The database is restarted from scratch (create, migrate, seed) when it has died, so one
 PostgreSQL crash fails the cell it happened in and the matrix goes on with the next.
 """
 
 from __future__ import annotations
 
-import os
 from contextlib import ExitStack
-from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
-from gatewaybench import preflight
+from gatewaybench.backend import Backend, Database
 from gatewaybench.results.rundir import RunRecorder
-from gatewaybench.spec import RunSpec, sized_max_connections
-from gatewaybench.stack import app, pollsdb, postgres
-from gatewaybench.stack.app import AppEnv
+from gatewaybench.spec import RunSpec
 
 
 class Context:
-    """What one run shares across servers: spec, where things are, the database."""
+    """What one run shares across cells: spec, backend, recorder, calibrated steps."""
 
-    def __init__(
-        self, spec: RunSpec, resolved: preflight.Resolved, rec: RunRecorder, log: TextIO
-    ) -> None:
+    def __init__(self, spec: RunSpec, backend: Backend, rec: RunRecorder, log: TextIO) -> None:
         self.spec = spec
-        self.resolved = resolved
+        self.backend = backend
         self.rec = rec
         self.log = log
-        self.base_env = dict(os.environ)
-        self.app_env: AppEnv | None = None
         self.question_ids: tuple[int, ...] = ()
         # Each cell's steps (by label): the spec's, or, with --users auto, calibrated.
         self.steps: dict[str, tuple[int, ...]] = {c.label: spec.load.users for c in spec.cells}
@@ -45,52 +37,33 @@ class Context:
 
 
 class RunDatabase:
-    """The run's private PostgreSQL cluster, migrated and seeded; restartable."""
+    """The run's PostgreSQL, migrated and seeded by the backend; restartable."""
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self._stack = ExitStack()
-        self._cluster: postgres.Cluster | None = None
+        self._db: Database | None = None
         self.starts = 0
 
     @property
-    def cluster(self) -> postgres.Cluster:
-        assert self._cluster is not None, "start() first"
-        return self._cluster
+    def db(self) -> Database:
+        assert self._db is not None, "start() first"
+        return self._db
 
-    def start(self) -> postgres.Cluster:
-        ctx, spec = self.ctx, self.ctx.spec
-        logs = ctx.run_dir / "logs"
+    def start(self) -> Database:
         self.starts += 1
         phase = "postgres" if self.starts == 1 else f"postgres (restart {self.starts - 1})"
-        with ctx.rec.phase(phase):
-            self._cluster = self._stack.enter_context(
-                postgres.running_cluster(
-                    ctx.resolved.pg_bins,
-                    ctx.run_dir,
-                    logs,
-                    ctx.resolved.pg_port,
-                    replace(spec.postgres, max_connections=sized_max_connections(spec)),
-                )
-            )
-        resolved = ctx.rec.manifest["resolved"]
-        resolved["postgres_data_dir"] = str(self.cluster.data_dir)
-        resolved["postgres_socket_dir"] = str(self.cluster.socket_dir)
-        ctx.rec.save_manifest()  # before any load: a killed harness leaves these findable
-        ctx.app_env = AppEnv.create(self.cluster.app_dsn, spec.django, spec.app)
-        with ctx.rec.phase("migrate+seed"):
-            app.prepare_database(ctx.app_env, ctx.base_env, logs)
-            if spec.app.is_sample:
-                ctx.question_ids = tuple(pollsdb.question_ids(self.cluster.dsn))
-        return self.cluster
+        with self.ctx.rec.phase(phase):
+            self._db = self.ctx.backend.start_database(self.ctx, self._stack)
+        return self._db
 
-    def ensure_alive(self) -> postgres.Cluster:
-        """The cluster, started afresh if it died (its log keeps the evidence)."""
-        if self.cluster.proc.alive():
-            return self.cluster
+    def ensure_alive(self) -> Database:
+        """The database, started afresh if it died (its log keeps the evidence)."""
+        problem = self.db.exit_problem()
+        if problem is None:
+            return self.db
         self.ctx.say(
-            f"gatewaybench: PostgreSQL exited with code {self.cluster.proc.popen.returncode}; "
-            "starting a fresh cluster for the remaining cells"
+            f"gatewaybench: {problem.problem}; starting a fresh cluster for the remaining cells"
         )
         self.close()
         return self.start()

@@ -15,43 +15,49 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from gatewaybench import preflight
 from gatewaybench.analysis.tables import run_summary
+from gatewaybench.backend import Backend
 from gatewaybench.calibration import calibrate_steps
 from gatewaybench.cells import run_cell
 from gatewaybench.context import Context, RunDatabase
 from gatewaybench.errors import GatewaybenchError, Interrupted
-from gatewaybench.load import locust_runner
 from gatewaybench.matrix import effective, warnings_for
 from gatewaybench.report.render import render_run
 from gatewaybench.results import provenance, stale
 from gatewaybench.results.rundir import RunRecorder, create_run_dir
 from gatewaybench.signals import interruptible
 from gatewaybench.spec import RunSpec, sized_max_connections
-from gatewaybench.stack import nginx, postgres
+from gatewaybench.stack.local import LocalBackend
 
 RUN_MARKER_ENV = "GATEWAYBENCH_RUN_DIR"
 
 
-def run_bench(spec: RunSpec, out: TextIO = sys.stdout, log: TextIO = sys.stderr) -> int:
-    """Run the matrix; print the seed tables and, as the last line, the run directory."""
+def run_bench(
+    spec: RunSpec,
+    out: TextIO = sys.stdout,
+    log: TextIO = sys.stderr,
+    backend_for: Callable[[RunSpec], Backend] = LocalBackend.create,
+) -> int:
+    """Run the matrix on a backend (default: local processes); print the seed tables and, as the
+    last line, the run directory."""
     with interruptible() as guard:
         try:
-            resolved = preflight.check(spec)  # usage errors surface before anything is created
+            backend = backend_for(spec)  # usage errors surface before anything is created
             for message in stale.recover_stale_runs(spec.reports_dir.absolute()):
                 print(f"gatewaybench: {message}", file=log)
             run_dir = create_run_dir(spec.reports_dir.absolute(), spec.label)
         except Interrupted as exc:
             return exc.exit_code  # nothing was started or written yet
         try:
-            rec = RunRecorder.start(run_dir, _manifest_base(spec, resolved))
+            rec = RunRecorder.start(run_dir, _manifest_base(spec, backend))
         except BaseException:
             shutil.rmtree(run_dir)  # ours, just made, holds nothing measured
             raise
         # Every child inherits this, so anything we started can be found by its environment.
         os.environ[RUN_MARKER_ENV] = str(run_dir)
-        ctx = Context(spec, resolved, rec, log)
-        ctx.say(f"gatewaybench: run directory {run_dir}")
+        ctx = Context(spec, backend, rec, log)
+        where = "" if backend.name == "local" else f" ({backend.name} backend)"
+        ctx.say(f"gatewaybench: run directory {run_dir}{where}")
         for warning in rec.manifest["resolved"]["warnings"]:
             ctx.say(f"gatewaybench: warning: {warning}")
         status, code, error = _run_and_classify(ctx)
@@ -102,32 +108,21 @@ def classify_matrix(
     return "complete", 0, None
 
 
-def _manifest_base(spec: RunSpec, resolved: preflight.Resolved) -> dict[str, Any]:
+def _manifest_base(spec: RunSpec, backend: Backend) -> dict[str, Any]:
     return {
         "label": spec.label,
+        "backend": backend.name,
         "harness": stale.harness_identity(),
         "spec": spec.to_json(),
         "resolved": {
-            "ports": {
-                "nginx": resolved.nginx_port,
-                "postgres": resolved.pg_port,
-                "app": resolved.app_port,
-            },
-            "postgres_bindir": str(resolved.pg_bins.bindir),
-            "postgres_user": postgres.run_as_user() or "(the invoking user)",
-            "nginx_binary": str(resolved.nginx_bin),
-            "locustfile": str(spec.app.locustfile or locust_runner.LOCUSTFILE),
+            **backend.manifest_resolved(spec),
             "spawn_rate_per_step": {u: spec.load.spawn_rate(u) for u in spec.load.users},
             "budget": {"processes": spec.workers, "threads": spec.threads},
             "pg_max_connections": sized_max_connections(spec),
             "warnings": matrix_warnings(spec),
             "django": {"DEBUG": False},
         },
-        "versions": {
-            **provenance.package_versions(),
-            "nginx": nginx.nginx_version(resolved.nginx_bin),
-            "postgresql": postgres.server_version(resolved.pg_bins),
-        },
+        "versions": backend.versions(),
         "machine": provenance.machine(),
         "git": provenance.git_info(),
     }
@@ -142,20 +137,21 @@ def matrix_warnings(spec: RunSpec) -> list[str]:
 
 def _run_matrix(ctx: Context) -> list[str]:
     spec = ctx.spec
-    db = RunDatabase(ctx)
-    try:
-        db.start()
-        if not spec.load.users:
-            with ctx.rec.phase("calibrate"):
-                calibrate_steps(ctx, db)
-        failed: list[str] = []
-        # Repeats interleave cells (A B C, A B C) so slow drift hits every cell alike.
-        for repeat in range(1, spec.repeat + 1):
-            for cell in spec.cells:
-                if not run_cell(ctx, cell, db.ensure_alive(), repeat):
-                    failed.append(
-                        cell.label if spec.repeat == 1 else f"{cell.label} (repeat {repeat})"
-                    )
-        return failed
-    finally:
-        db.close()
+    with ctx.backend.session(ctx):
+        db = RunDatabase(ctx)
+        try:
+            db.start()
+            if not spec.load.users:
+                with ctx.rec.phase("calibrate"):
+                    calibrate_steps(ctx, db)
+            failed: list[str] = []
+            # Repeats interleave cells (A B C, A B C) so slow drift hits every cell alike.
+            for repeat in range(1, spec.repeat + 1):
+                for cell in spec.cells:
+                    if not run_cell(ctx, cell, db.ensure_alive(), repeat):
+                        failed.append(
+                            cell.label if spec.repeat == 1 else f"{cell.label} (repeat {repeat})"
+                        )
+            return failed
+        finally:
+            db.close()

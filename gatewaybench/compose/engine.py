@@ -1,10 +1,11 @@
 """The service model realised with the Docker SDK: networks, volumes, containers, copies.
 
-The docker SDK has no compose, so this does what `docker compose` would for the same Project:
-one bridge network per run (with the `app` alias), named volumes, containers with the model's
-command, environment, health check, ulimits and published port, and generated files copied in
-before start (no host paths: it works against any engine the SDK reaches). Every object carries
-the run's project label, and `down()` removes them all with their volumes (`down -v`).
+For the harness's own containers (`run --backend compose`) this does what `docker compose` would
+for the same Project: one bridge network per run (with the `app` alias), named volumes,
+containers with the model's command, environment, health check, ulimits and published ports,
+and generated files copied in before start (no host paths). Every object carries the run's
+project label, and `down()` removes them all with their volumes (`down -v`). Health checks are
+triggered here on an engine that does not schedule them (Podman without systemd).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
+import resource
 import tarfile
 import time
 from collections.abc import Mapping, Sequence
@@ -20,16 +23,22 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from docker.errors import DockerException
+from requests import RequestException
 
-from gatewaybench.compose.model import Service
+from gatewaybench.compose.host import EngineHost, run_healthcheck
+from gatewaybench.compose.model import NPROC, Service
 from gatewaybench.compose.render import environment_of, fill_values
-from gatewaybench.compose.services import APP_IMAGE, DOCKERFILE
+from gatewaybench.compose.services import DOCKERFILE
 from gatewaybench.errors import StackError
+from gatewaybench.signals import checkpoint
+from gatewaybench.stack.logs import LOG_CAP_BYTES
+from gatewaybench.stack.net import LOOPBACK
 
 LABEL = "io.gatewaybench.project"
 NS = 1_000_000_000
 POLL_S = 0.5
 LOG_TAIL_LINES = 40
+DEFAULT_NOFILE = 4096  # a service that names no limit
 # What the app image's build context holds (the same list as docker/app.Dockerfile.dockerignore).
 CONTEXT = ("pyproject.toml", "envs/psycopg3.txt", "docker/requirements.py", DOCKERFILE,
            "sample_app", "loadtests")  # fmt: skip
@@ -37,14 +46,23 @@ CONTEXT = ("pyproject.toml", "envs/psycopg3.txt", "docker/requirements.py", DOCK
 
 @dataclass
 class Engine:
-    """One run's Docker objects. `client` is docker.DockerClient (or a stand-in in tests)."""
+    """One run's Docker objects on `host`'s engine."""
 
-    client: Any
+    host: EngineHost
     project: str  # unique per run: names and labels every object
     values: Mapping[str, str]  # secrets and variables the model refers to
     containers: list[Any] = field(default_factory=list)
+    # Service name -> address on the project network, as containers start. Every container gets
+    # them in /etc/hosts: no DNS lookup on the measured path (the local backend has none, the app
+    # connects to PostgreSQL per request, and Podman 4.3's aardvark-dns was seen to stop
+    # answering mid-run).
+    hosts: dict[str, str] = field(default_factory=dict)
     _network: Any = None
     _volumes: list[Any] = field(default_factory=list)
+
+    @property
+    def client(self) -> Any:
+        return self.host.client
 
     @property
     def network_name(self) -> str:
@@ -52,20 +70,6 @@ class Engine:
 
     def volume_name(self, volume: str) -> str:
         return f"{self.project}_{volume}"
-
-    def prepare_images(self, services: Sequence[Service], root: Path) -> None:
-        """Pull the pinned official images; build the app image from the repository."""
-        for image in sorted({s.image for s in services if not s.build}):
-            repo, _, tag = image.partition(":")
-            self.client.images.pull(repo, tag=tag)
-        self.client.images.build(
-            fileobj=build_context(root),
-            custom_context=True,
-            dockerfile=DOCKERFILE,
-            tag=APP_IMAGE,
-            rm=True,
-            labels={LABEL: "image"},
-        )
 
     def create_network(self) -> None:
         self._network = self.client.networks.create(
@@ -79,12 +83,13 @@ class Engine:
             )
 
     def start(
-        self, service: Service, *, suffix: str = "1", host_ports: Mapping[int, int] | None = None
+        self, service: Service, *, suffix: str = "1", publish: Mapping[int, int] | None = None
     ) -> Any:
-        """Create the container as the model says, copy its files in, start it."""
+        """Create the container as the model says, copy its files in, start it. `publish` maps
+        container ports to free ports on 127.0.0.1 (the model's own ports are compose's)."""
         kwargs: dict[str, Any] = {
             "command": [fill_values(a, self.values) for a in service.command],
-            "name": f"{self.project}-{service.name}-{suffix}",
+            "name": container_name(self.project, service.name, suffix),
             "environment": environment_of(service, self.values),
             "labels": {LABEL: self.project, f"{LABEL}.service": service.name},
             "network": self.network_name,
@@ -97,9 +102,10 @@ class Engine:
                 self.volume_name(v.volume): {"bind": v.target, "mode": "rw"}
                 for v in service.volumes
             },
-            "ports": {f"{p.container_port}/tcp": (p.host_ip, (host_ports or {})[p.container_port])
-                      for p in service.ports},
-        }  # fmt: skip
+            "ports": {f"{c}/tcp": (LOOPBACK, h) for c, h in (publish or {}).items()},
+            "log_config": self._log_config(),
+            "extra_hosts": dict(self.hosts),
+        }
         if service.healthcheck:
             h = service.healthcheck
             kwargs["healthcheck"] = {
@@ -113,39 +119,65 @@ class Engine:
                            ("stop_signal", service.stop_signal)):  # fmt: skip
             if value:
                 kwargs[key] = value
-        if service.nofile:
-            kwargs["ulimits"] = [{"Name": "nofile", "Soft": service.nofile, "Hard": service.nofile}]
-        container = self.client.containers.create(service.image, **kwargs)
-        self.containers.append(container)
-        for f in service.files:
-            target = PurePosixPath(f.target)
-            container.put_archive(str(target.parent), file_tar(target.name, f.content, f.mode))
-        container.start()
+        kwargs["ulimits"] = _ulimits(service.nofile)
+        try:
+            container = self.client.containers.create(service.image, **kwargs)
+            self.containers.append(container)
+            for f in service.files:
+                target = PurePosixPath(f.target)
+                container.put_archive(str(target.parent), file_tar(target.name, f.content, f.mode))
+            container.start()
+            self.hosts[service.name] = self.address(container)
+        except DockerException as exc:  # the cell fails with the engine's reason; down() sweeps
+            raise StackError(
+                f"{kwargs['name']} could not start: {exc}",
+                "see the engine's log (logs/podman-service.log with our own Podman service)",
+            ) from None
         return container
 
+    def address(self, container: Any) -> str:
+        """The container's address on the project network."""
+        container.reload()
+        return str(container.attrs["NetworkSettings"]["Networks"][self.network_name]["IPAddress"])
+
+    def _log_config(self) -> dict[str, Any]:
+        """Each container's log capped like the local backend's files (its driver rotates)."""
+        driver = "k8s-file" if self.host.kind == "podman" else "json-file"
+        return {"Type": driver, "Config": {"max-size": str(LOG_CAP_BYTES)}}
+
     def wait_healthy(self, container: Any, what: str, timeout_s: float) -> None:
-        """Poll the engine's health status until healthy, with a deadline; a container that
-        exits or turns unhealthy ends the wait with its log tail."""
-        deadline = time.monotonic() + timeout_s
+        """Poll the health status until healthy, with a deadline, running the checks ourselves
+        where the engine does not schedule them; a container that exits or turns unhealthy ends
+        the wait with its log tail."""
+        deadline, checked = time.monotonic() + timeout_s, -float("inf")
         while True:
             container.reload()
             state = container.attrs["State"]
-            health = state.get("Health", {}).get("Status")
+            health = (state.get("Health") or state.get("Healthcheck") or {}).get("Status")
             if health == "healthy":
                 return
             if state.get("Status") in ("exited", "dead") or health == "unhealthy":
                 raise StackError(
                     f"{what} did not become healthy (container {state.get('Status')}, "
                     f"health {health})",
-                    f"see docker logs {container.name}",
+                    f"see its log in the run's logs/ ({container.name})",
                     self.tail(container),
                 )
             if time.monotonic() > deadline:
                 raise StackError(
                     f"{what} not healthy after {timeout_s:.0f} s",
-                    f"see docker logs {container.name}",
+                    f"see its log in the run's logs/ ({container.name})",
                     self.tail(container),
                 )
+            if not self.host.schedules_healthchecks and time.monotonic() - checked >= _interval(
+                container
+            ):
+                checked = time.monotonic()
+                # A check that fails to run (a slow engine, a container just exited) is retried
+                # at the next interval; the deadline bounds the wait.
+                with contextlib.suppress(StackError, DockerException, RequestException):
+                    run_healthcheck(self.host, container.id)  # it records the result itself
+            checkpoint()
             time.sleep(POLL_S)
 
     def wait_exit(self, container: Any, timeout_s: float) -> int | None:
@@ -161,21 +193,25 @@ class Engine:
         container.reload()
         return bool(container.attrs["State"].get("Running"))
 
-    def run_sql(self, container: Any, user: str, database: str, sql: str) -> str:
-        """psql inside the postgres container (over its socket, as the postgres user)."""
-        code, output = container.exec_run(
-            ["psql", "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-U", user, "-d", database,
-             "-c", sql], user="postgres",
-        )  # fmt: skip
-        text = output.decode("utf-8", "replace") if isinstance(output, bytes) else str(output)
+    def run_once(self, image: str, argv: list[str], timeout_s: float = 120) -> str:
+        """argv in a one-shot container of `image` (no network), its output; a StackError if it
+        fails. A one-shot container, not an exec: Podman keeps an exec's conmon for minutes."""
+        name = container_name(self.project, "once", str(len(self.containers)))
+        try:
+            container = self.client.containers.create(
+                image, command=argv, name=name, labels={LABEL: self.project},
+                network_mode="none", log_config=self._log_config(),
+            )  # fmt: skip
+            self.containers.append(container)
+            container.start()
+        except DockerException as exc:
+            raise StackError(f"{name} could not start: {exc}") from None
+        code = self.wait_exit(container, timeout_s)
+        output = self.logs(container, stderr=False)
+        self.remove(container)
         if code != 0:
-            raise StackError(f"psql failed in {container.name}: {sql}", detail=text)
-        return text.strip()
-
-    def exec_text(self, container: Any, argv: list[str]) -> str:
-        code, output = container.exec_run(argv)
-        text = output.decode("utf-8", "replace") if isinstance(output, bytes) else str(output)
-        return text.strip() if code == 0 else ""
+            raise StackError(f"{' '.join(argv[:2])} in {image} exited with {code}")
+        return output.strip()
 
     def logs(
         self, container: Any, *, since: float | None = None, until: float | None = None,
@@ -213,6 +249,20 @@ class Engine:
                 written.append(target)
         return written
 
+    def save_logs(self, container: Any, path: Path) -> None:
+        """The container's whole log into `path`, then the container removed."""
+        with contextlib.suppress(DockerException):
+            path.write_text(self.logs(container))
+        self.remove(container)
+
+    def save_nginx_logs(self, container: Any, logs: Path, label: str) -> None:
+        """Under the local backend's names: the access log is nginx's stdout, the error log its
+        stderr (the images link their log files there)."""
+        with contextlib.suppress(DockerException):
+            (logs / f"nginx-{label}-access.log").write_text(self.logs(container, stderr=False))
+            (logs / f"nginx-{label}-error.log").write_text(self.logs(container, stdout=False))
+        self.remove(container)
+
     def remove(self, container: Any) -> None:
         with contextlib.suppress(DockerException):  # already gone: down() sweeps by label
             container.remove(force=True)
@@ -220,17 +270,43 @@ class Engine:
             self.containers.remove(container)
 
     def down(self) -> None:
-        """Every container of this run, then its network and volumes (`down -v`)."""
-        for container in self.client.containers.list(
-            all=True, filters={"label": f"{LABEL}={self.project}"}
-        ):
+        """Every container of this run, then its networks and volumes (`down -v`), found by
+        the run's label (so also those made just before an interruption)."""
+        labelled = {"label": f"{LABEL}={self.project}"}
+        for container in self.client.containers.list(all=True, filters=labelled):
             self.remove(container)
-        if self._network is not None:
-            self._network.remove()
-            self._network = None
-        for volume in self._volumes:
+        for network in self.client.networks.list(filters=labelled):
+            network.remove()
+        for volume in self.client.volumes.list(filters=labelled):
             volume.remove(force=True)
+        self._network = None
         self._volumes.clear()
+
+
+def container_name(project: str, service: str, suffix: str) -> str:
+    """What engines accept in a name ([a-zA-Z0-9][a-zA-Z0-9_.-]*): a cell label's `@` and `+`
+    become `-`."""
+    return re.sub(r"[^a-zA-Z0-9_.-]", "-", f"{project}-{service}-{suffix}")
+
+
+def _ulimits(nofile: int) -> list[dict[str, Any]]:
+    """File and process limits (model.NPROC) no higher than our own hard ones: an engine without
+    CAP_SYS_RESOURCE (rootful Podman here) cannot raise them, and the container would not
+    start."""
+    hard_files = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    hard_procs = resource.getrlimit(resource.RLIMIT_NPROC)[1]
+    files = min(nofile or DEFAULT_NOFILE, hard_files)
+    procs = min(NPROC, hard_procs)
+    return [
+        {"Name": "nofile", "Soft": files, "Hard": files},
+        {"Name": "nproc", "Soft": procs, "Hard": procs},
+    ]
+
+
+def _interval(container: Any) -> float:
+    """The container's health-check interval in seconds (its retries are counted per check)."""
+    check = (container.attrs.get("Config") or {}).get("Healthcheck") or {}
+    return float(check.get("Interval") or 0) / NS or 1.0
 
 
 def file_tar(name: str, content: str, mode: int) -> bytes:

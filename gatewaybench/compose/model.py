@@ -17,8 +17,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 SECRET_RE = re.compile(r"\{\{secret:([A-Z][A-Z0-9_]*)\}\}")
-VAR_RE = re.compile(r"\{\{var:([A-Z][A-Z0-9_]*):([A-Za-z0-9_.-]*)\}\}")
+VAR_RE = re.compile(r"\{\{var:([A-Z][A-Z0-9_]*):([A-Za-z0-9_.,-]*)\}\}")
 SECRETS = ("GB_SECRET_KEY", "GB_DB_PASSWORD", "POSTGRES_PASSWORD")
+
+# RLIMIT_NPROC, given wherever a service sets its file limit: with any ulimit set, Podman's API
+# replaces its defaults with ones above this machine kind's hard limits, and runc then refuses to
+# start the container ("error setting rlimit type 6").
+NPROC = 32768
 
 # depends_on conditions, as compose names them.
 HEALTHY = "service_healthy"
@@ -116,7 +121,7 @@ class Service:
     working_dir: str = ""
     user: str = ""
     stop_signal: str = ""
-    nofile: int = 0  # RLIMIT_NOFILE soft and hard; 0: the engine's default
+    nofile: int = 0  # RLIMIT_NOFILE soft and hard (with NPROC for processes); 0: engine default
     one_shot: bool = False  # runs to completion (migrate + seed)
 
 

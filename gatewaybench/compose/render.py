@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from gatewaybench.compose import yamlsubset
-from gatewaybench.compose.model import Build, Port, Project, Service, fill
+from gatewaybench.compose.model import NPROC, Build, Port, Project, Service, fill
 from gatewaybench.compose.services import build_project
 from gatewaybench.spec import RunSpec
 
@@ -151,7 +151,7 @@ def _runtime(s: Service) -> dict[str, Any]:
     if s.replicas != 1:
         out["deploy"] = {"replicas": s.replicas}
     if s.nofile:
-        out["ulimits"] = {"nofile": {"soft": s.nofile, "hard": s.nofile}}
+        out["ulimits"] = {"nofile": {"soft": s.nofile, "hard": s.nofile}, "nproc": NPROC}
     if s.stop_signal:
         out["stop_signal"] = s.stop_signal
     return out

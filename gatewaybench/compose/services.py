@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import shlex
+from collections.abc import Sequence
 from pathlib import Path
 
 from gatewaybench import __version__
@@ -79,7 +80,9 @@ PG_PORT = 5432
 PG_DATA = "/var/lib/postgresql/data"
 PG_SOCKET_DIR = "/var/run/postgresql"
 ANY_ADDRESS = "0.0.0.0"  # noqa: S104  (inside the project network; only nginx is published)
-NOFILE = 65536
+# Below this machine kind's hard limit (20000): rootful Podman without CAP_SYS_RESOURCE cannot
+# raise it, and a container asking for more does not start. Thousands of users fit.
+NOFILE = 16384
 COMPOSE_WORKERS = 2  # the committed file's budget: `compose render` without --workers
 
 POSTGRES_INIT = """#!/bin/sh
@@ -149,6 +152,7 @@ def postgres_service(spec: RunSpec) -> Service:
     return Service(
         name="postgres",
         image=POSTGRES_IMAGE,
+        image_variable="GB_POSTGRES_IMAGE",
         command=postgres_command(spec),
         component="postgres",
         environment={
@@ -252,6 +256,7 @@ def migrate_service(spec: RunSpec) -> Service:
     return Service(
         name="migrate",
         image=APP_IMAGE,
+        image_variable="GB_APP_IMAGE",
         build=APP_BUILD,
         command=("sh", "-c", " && ".join(shlex.join(s) for s in steps)),
         component="",
@@ -271,15 +276,11 @@ def app_service(spec: RunSpec, cell: Cell) -> Service:
     budget = spec.budget
     processes = budget.processes if server.multi_process else 1
     argv = server.build_argv(ServerArgs(BIN, ANY_ADDRESS, APP_PORT, processes, budget.threads))
-    probe = (
-        "import sys, urllib.request; "
-        f"r = urllib.request.urlopen('http://127.0.0.1:{APP_PORT}/healthz', timeout=3); "
-        "sys.exit(0 if r.status == 200 else 1)"
-    )
     environment = app_environment(spec, cell) | wait_variables(spec, cell)
     return Service(
         name=service_name(cell),
         image=APP_IMAGE,
+        image_variable="GB_APP_IMAGE",
         build=APP_BUILD,
         command=tuple(argv),
         component="app",
@@ -288,7 +289,11 @@ def app_service(spec: RunSpec, cell: Cell) -> Service:
         # `up` may set) the first requests must not meet a refused connection, and with 0 the
         # cost is the upstream's start-up, a second or two, once.
         depends_on=(Dependency("migrate", COMPLETED), Dependency("upstream", HEALTHY)),
-        healthcheck=Healthcheck((str(BIN / "python"), "-c", probe), interval_s=5, retries=24),
+        healthcheck=Healthcheck(
+            (str(BIN / "python"), f"{APP_DIR}/healthcheck.py", str(APP_PORT)),
+            interval_s=5,
+            retries=24,
+        ),
         profiles=(profile_name(cell),),
         aliases=("app",),
         replicas=1 if server.multi_process else budget.processes,
@@ -298,9 +303,12 @@ def app_service(spec: RunSpec, cell: Cell) -> Service:
     )
 
 
-def nginx_config(spec: RunSpec) -> str:
-    """The one template, rendered with the container's paths. The official image links these
-    log files to its stdout and stderr, so they reach `docker logs`."""
+def nginx_config(
+    spec: RunSpec, *, request_buffering: bool = True, upstreams: Sequence[str] = ()
+) -> str:
+    """The one template, rendered with the container's paths (upstreams: the app's `app` alias
+    unless given). The official image links these log files to its stdout and stderr, so they
+    reach `docker logs`."""
     files = nginx.NginxFiles(
         conf=Path("/etc/nginx/nginx.conf"),
         pid=Path("/var/run/nginx.pid"),
@@ -311,9 +319,10 @@ def nginx_config(spec: RunSpec) -> str:
     return nginx.render_config(
         spec.nginx,
         listen=f"{ANY_ADDRESS}:{NGINX_PORT}",
-        upstreams=[f"app:{APP_PORT}"],
+        upstreams=list(upstreams) or [f"app:{APP_PORT}"],
         files=files,
         user=("nginx", "nginx"),
+        request_buffering=request_buffering,
     )
 
 
@@ -321,6 +330,7 @@ def nginx_service(spec: RunSpec, apps: tuple[Service, ...]) -> Service:
     return Service(
         name="nginx",
         image=NGINX_IMAGE,
+        image_variable="GB_NGINX_IMAGE",
         # -c explicitly, and no `-g "daemon off;"` (the image's default): the config says it.
         command=("nginx", "-c", "/etc/nginx/nginx.conf"),
         component="nginx",
@@ -351,15 +361,19 @@ def locust_master_service(spec: RunSpec) -> Service:
     HTML into the locust-results volume. The harness runs a fresh master per step instead."""
     load = spec.load
     users = load.users or SEED_USERS
+    # The steps are variables (`GB_STEPS=10,20 GB_STEP_SECONDS=20 docker compose ... up`).
     env = locust_environment(spec) | {
-        "GB_STEPS": ",".join(str(u) for u in users),
-        "GB_STEP_SECONDS": f"{load.ramp_s + load.warmup_s + load.window_s:g}",
-        "GB_SPAWN_RATE": f"{load.spawn_rate(users[0]):g}",
+        "GB_STEPS": var_ref("GB_STEPS", ",".join(str(u) for u in users)),
+        "GB_STEP_SECONDS": var_ref(
+            "GB_STEP_SECONDS", f"{load.ramp_s + load.warmup_s + load.window_s:g}"
+        ),
+        "GB_SPAWN_RATE": var_ref("GB_SPAWN_RATE", f"{load.spawn_rate(users[0]):g}"),
         "LOCUST_EXPECT_WORKERS": var_ref("LOCUST_WORKERS", "1"),
     }
     return Service(
         name="locust-master",
         image=APP_IMAGE,
+        image_variable="GB_APP_IMAGE",
         build=APP_BUILD,
         command=(
             str(BIN / "locust"),
@@ -387,6 +401,7 @@ def locust_worker_service(spec: RunSpec) -> Service:
     return Service(
         name="locust-worker",
         image=APP_IMAGE,
+        image_variable="GB_APP_IMAGE",
         build=APP_BUILD,
         command=worker_command(f"{LOADTESTS}/locustfile.py"),
         component="locust",

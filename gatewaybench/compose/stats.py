@@ -30,23 +30,31 @@ def memory_bytes(stats: Mapping[str, Any]) -> int:
     return int(mem.get("usage", 0)) - int(detail.get("inactive_file", 0))
 
 
-def sample_container(container: Any, component: str, database: str | None, into: Sample) -> None:
-    """Add one container's figures to the component's sample (nothing if it has exited)."""
+def top_args(engine_kind: str) -> str:
+    """`top`'s ps arguments: Docker passes them to ps, Podman takes format descriptors."""
+    return "pid,args" if engine_kind == "podman" else "-o pid,args"
+
+
+def sample_container(
+    container: Any, component: str, database: str | None, into: Sample, ps_args: str
+) -> float | None:
+    """Add one running container's figures but CPU to the component's sample; its cumulative CPU
+    seconds (None if it has exited: no figure, as for a vanished process)."""
     try:
         stats = container.stats(stream=False, one_shot=True)
-        top = container.top(ps_args="-o pid,args")
-    except DockerException:
-        return  # exited or removed between samples: no figure, as for a vanished process
+        top = container.top(ps_args=ps_args)
+    except (DockerException, ValueError):  # Podman answers a gone container with non-JSON
+        return None
     cpu_ns = stats.get("cpu_stats", {}).get("cpu_usage", {}).get("total_usage", 0)
     processes = [row[-1] for row in top.get("Processes") or []]
     if not processes:
-        return
-    into.cpu_s += cpu_ns / 1e9
+        return None
     into.rss_bytes += memory_bytes(stats)
     into.threads += int(stats.get("pids_stats", {}).get("current", 0))
     into.processes += len(processes)
     if component == "postgres" and database:
         into.db_clients += sum(is_db_client(title, database) for title in processes)
+    return float(cpu_ns) / 1e9
 
 
 @dataclass
@@ -55,7 +63,11 @@ class ContainerMonitor:
 
     groups: Mapping[str, Sequence[Any]]  # component -> its containers
     database: str | None = None
+    ps_args: str = "-o pid,args"  # top_args(the engine's kind)
     samples: dict[str, list[Sample]] = field(default_factory=dict)
+    # Each container's last CPU seconds: CPU a container used stays used when it exits (Locust's
+    # master ends right after the window), so a component's cumulative CPU never goes down.
+    _cpu: dict[str, float] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -78,7 +90,10 @@ class ContainerMonitor:
         for component, containers in self.groups.items():
             sample = Sample(time.time())
             for container in containers:
-                sample_container(container, component, self.database, sample)
+                cpu = sample_container(container, component, self.database, sample, self.ps_args)
+                if cpu is not None:
+                    self._cpu[container.id] = cpu
+                sample.cpu_s += self._cpu.get(container.id, 0.0)
             self.samples.setdefault(component, []).append(sample)
 
     def _loop(self) -> None:

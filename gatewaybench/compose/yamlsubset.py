@@ -1,10 +1,11 @@
-"""A deterministic writer, and a strict reader, for the small YAML subset the compose file uses.
+"""A deterministic writer for the small YAML subset the compose file uses.
 
-The compose file is generated text, so it needs no YAML library: block mappings, block
-sequences of scalars, strings, integers, booleans, and `{}` / `[]`. A string that could be read
-as anything else (a number, a boolean, a key) is written JSON-quoted, which YAML reads back
-unchanged. The reader accepts exactly what the writer produces and refuses everything else, so
-the tests parse the committed file with it instead of trusting a lenient parser.
+Written here rather than with a YAML library so the committed file is byte for byte stable
+(key order, quoting, no line folding) whatever library version renders it: block mappings,
+block sequences of scalars, strings, integers, booleans, and `{}` / `[]`. A string, key or
+value, that a YAML 1.1 reader could take for anything else (a number, a boolean such as `on`
+or `y`, null) is written JSON-quoted, which YAML reads back unchanged; the tests read the
+committed file back with PyYAML.
 """
 
 from __future__ import annotations
@@ -23,7 +24,14 @@ RESERVED = {"y", "n", "yes", "no", "on", "off", "true", "false", "null"}
 
 
 class YamlSubsetError(ValueError):
-    """Text outside the subset this module writes."""
+    """A document outside the subset this module writes."""
+
+
+def key(name: str) -> str:
+    """A mapping key: plain when no YAML 1.1 reader can take it for anything but a string."""
+    if not KEY_RE.match(name):
+        raise YamlSubsetError(f"key {name!r} is outside the subset")
+    return scalar(name)
 
 
 def scalar(value: str | int | bool) -> str:
@@ -46,10 +54,8 @@ def dump(node: Mapping[str, Node], header: str = "") -> str:
 def _mapping(node: Mapping[str, Node], depth: int) -> list[str]:
     out: list[str] = []
     pad = INDENT * depth
-    for key, value in node.items():
-        if not KEY_RE.match(key):
-            raise YamlSubsetError(f"key {key!r} is outside the subset")
-        out += _entry(f"{pad}{key}:", value, depth)
+    for name, value in node.items():
+        out += _entry(f"{pad}{key(name)}:", value, depth)
     return out
 
 
@@ -67,86 +73,3 @@ def _entry(prefix: str, value: Node, depth: int) -> list[str]:
             raise YamlSubsetError("sequences hold scalars only in this subset")
         items.append(f"{pad}- {scalar(item)}")
     return [prefix, *items]
-
-
-def load(text: str) -> dict[str, Node]:
-    """Parse text written by `dump` (comments and blank lines allowed); strict otherwise."""
-    lines = [
-        (n, raw) for n, raw in enumerate(text.splitlines(), 1)
-        if raw.strip() and not raw.lstrip().startswith("#")
-    ]  # fmt: skip
-    result, rest = _read_mapping(lines, 0)
-    if rest:
-        raise YamlSubsetError(f"line {rest[0][0]}: unexpected indentation")
-    return result
-
-
-Lines = list[tuple[int, str]]
-
-
-def _indent_of(raw: str, lineno: int) -> int:
-    spaces = len(raw) - len(raw.lstrip(" "))
-    if "\t" in raw[: spaces + 1] or spaces % len(INDENT):
-        raise YamlSubsetError(f"line {lineno}: indentation must be multiples of two spaces")
-    return spaces // len(INDENT)
-
-
-def _read_mapping(lines: Lines, depth: int) -> tuple[dict[str, Node], Lines]:
-    out: dict[str, Node] = {}
-    while lines and _indent_of(lines[0][1], lines[0][0]) == depth:
-        lineno, raw = lines[0]
-        key, sep, rest = raw.strip().partition(":")
-        if not sep or not KEY_RE.match(key) or (rest and not rest.startswith(" ")):
-            raise YamlSubsetError(f"line {lineno}: expected `key: value`, got {raw.strip()!r}")
-        if key in out:
-            raise YamlSubsetError(f"line {lineno}: duplicate key {key!r}")
-        lines = lines[1:]
-        rest = rest.strip()
-        if rest:
-            out[key] = _read_inline(rest, lineno)
-        elif lines and lines[0][1].strip().startswith("- "):
-            out[key], lines = _read_sequence(lines, depth + 1)
-        else:
-            out[key], lines = _read_mapping(lines, depth + 1)
-            if not out[key]:
-                raise YamlSubsetError(f"line {lineno}: {key!r} has no value")
-    if lines and _indent_of(lines[0][1], lines[0][0]) > depth:
-        raise YamlSubsetError(f"line {lines[0][0]}: unexpected indentation")
-    return out, lines
-
-
-def _read_sequence(lines: Lines, depth: int) -> tuple[list[Node], Lines]:
-    items: list[Node] = []
-    while lines and lines[0][1].strip().startswith("- "):
-        lineno, raw = lines[0]
-        if _indent_of(raw, lineno) != depth:
-            raise YamlSubsetError(f"line {lineno}: sequence item at the wrong indentation")
-        items.append(_read_scalar(raw.strip()[2:], lineno))
-        lines = lines[1:]
-    return items, lines
-
-
-def _read_inline(text: str, lineno: int) -> Node:
-    if text == "{}":
-        return {}
-    if text == "[]":
-        return []
-    return _read_scalar(text, lineno)
-
-
-def _read_scalar(text: str, lineno: int) -> str | int | bool:
-    if text.startswith('"'):
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise YamlSubsetError(f"line {lineno}: bad quoted string: {exc}") from None
-        if not isinstance(value, str):
-            raise YamlSubsetError(f"line {lineno}: quoted value is not a string")
-        return value
-    if text in ("true", "false"):
-        return text == "true"
-    if re.fullmatch(r"-?[0-9]+", text):
-        return int(text)
-    if PLAIN_RE.match(text) and text.lower() not in RESERVED:
-        return text
-    raise YamlSubsetError(f"line {lineno}: {text!r} is outside the subset")

@@ -51,6 +51,7 @@ from gatewaybench.runner import RUN_MARKER_ENV, classify_matrix
 from gatewaybench.signals import interruptible
 from gatewaybench.spec import RunSpec, sized_max_connections
 from gatewaybench.stack import app, pollsdb, postgres
+from gatewaybench.stack.local import LocalBackend, local_backend
 
 ORDER = (BASE, CAND, CAND, BASE)  # one block; positions 0..3
 SUB_KNEE = ("latency_p50_ms", "latency_p95_ms", "cpu_ms_per_req")
@@ -116,7 +117,7 @@ def run_gate(opts: GateOptions, out: TextIO = sys.stdout, log: TextIO = sys.stde
             return exc.exit_code
         rec = RunRecorder.start(gate_dir, _manifest(spec, base, cand, opts))
         os.environ[RUN_MARKER_ENV] = str(gate_dir)
-        ctx = Context(spec, resolved, rec, log)
+        ctx = Context(spec, LocalBackend(resolved), rec, log)
         ctx.say(f"gatewaybench: gate directory {gate_dir}")
         started = time.monotonic()
         status, results, trials, error = _run_and_classify(ctx, base, cand, opts)
@@ -239,10 +240,10 @@ def _cluster(ctx: Context) -> Iterator[postgres.Cluster]:
         with ctx.rec.phase("postgres"):
             cluster = stack.enter_context(
                 postgres.running_cluster(
-                    ctx.resolved.pg_bins,
+                    local_backend(ctx).resolved.pg_bins,
                     ctx.run_dir,
                     ctx.run_dir / "logs",
-                    ctx.resolved.pg_port,
+                    local_backend(ctx).resolved.pg_port,
                     settings,
                 )
             )
@@ -261,7 +262,7 @@ def _side_database(ctx: Context, cluster: postgres.Cluster, side: Side) -> SideD
     env = app.AppEnv.create(side_cluster.app_dsn, side.spec.django, side.spec.app)
     env = replace(env, sample_root=side.sample_root, python=side.python)
     with ctx.rec.phase(f"migrate+seed ({side.name})"):
-        app.prepare_database(env, ctx.base_env, ctx.run_dir / "logs")
+        app.prepare_database(env, dict(os.environ), ctx.run_dir / "logs")
         # Settled once, so every copy starts with the same statistics and visibility map
         # instead of whatever autovacuum had reached when it was taken.
         pollsdb.vacuum_analyze(side_cluster.dsn)
@@ -271,13 +272,14 @@ def _side_database(ctx: Context, cluster: postgres.Cluster, side: Side) -> SideD
 @contextmanager
 def _as_side(ctx: Context, side: Side, db: SideDb) -> Iterator[None]:
     """Point the shared context at one side (its spec's app settings, environment, data)."""
-    saved = (ctx.spec, ctx.app_env, ctx.question_ids)
+    local = local_backend(ctx)
+    saved = (ctx.spec, local.app_env, ctx.question_ids)
     ctx.spec = replace(side.spec, load=ctx.spec.load, cells=ctx.spec.cells)
-    ctx.app_env, ctx.question_ids = db.app_env, db.question_ids
+    local.app_env, ctx.question_ids = db.app_env, db.question_ids
     try:
         yield
     finally:
-        ctx.spec, ctx.app_env, ctx.question_ids = saved
+        ctx.spec, local.app_env, ctx.question_ids = saved
 
 
 def _calibrate(ctx: Context, side: Side, db: SideDb, cell: Cell) -> Levels:

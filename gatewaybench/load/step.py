@@ -19,30 +19,25 @@ from gatewaybench.analysis.records import StepRecords, read_step_records
 from gatewaybench.analysis.resources import ResourceRow, resource_rows
 from gatewaybench.analysis.step import StepContext, StepRow, analyse_step, invalidate
 from gatewaybench.analysis.waits import Wait, app_calls, check_upstream, parse_upstream_access
+from gatewaybench.backend import Components
 from gatewaybench.load import locust_runner
 from gatewaybench.results.files import write_json
 from gatewaybench.spec import LoadSettings, RunSpec
 from gatewaybench.stack import pollsdb
-from gatewaybench.stack.logs import LogMark
-from gatewaybench.stack.monitor import ResourceMonitor
 from gatewaybench.stack.postgres import Dsn
-from gatewaybench.stack.process import ManagedProcess
 
 CONNECTION_KINDS = ("connection refused", "connection reset", "connection closed")
 
 
 @dataclass
 class Stack:
-    """The running stack one server's steps are measured against."""
+    """The running stack one cell's steps are measured against (whichever backend runs it)."""
 
     dsn: Dsn  # the harness's own database role
     app_database: str
-    nginx_port: int
+    nginx_port: int  # where the harness reaches nginx on this machine (loopback)
     question_ids: tuple[int, ...]
-    procs: dict[str, ManagedProcess]  # component name -> process (group leader)
-    # "nginx_error", "nginx_access", "app", "postgres"; "upstream_access" when it waits
-    logs: dict[str, Path]
-    env: dict[str, str] = field(default_factory=dict)
+    components: Components  # how the backend runs the load, samples, slices logs
     label: str = ""  # the cell's label: what tables call the server
     interface: str = ""
     locustfile: Path | None = None  # None: the polls scenario
@@ -50,6 +45,7 @@ class Stack:
     variant: str = ""  # the label without the wait, in a run with upstream waits
     upstream_ms: int | None = None
     wait: Wait | None = None  # what every request waits; None: nothing configured
+    runtime: dict[str, Any] = field(default_factory=dict)  # what the app reports (/gbinfo)
 
 
 @dataclass
@@ -89,26 +85,14 @@ def measure_step(
         processes,
         stack.locustfile,
     )
-    mark = LogMark.now(list(stack.logs.values()))
+    step_dir.mkdir(parents=True, exist_ok=True)
+    mark = stack.components.mark()
     before = pollsdb.total_votes(stack.dsn) if stack.audit else 0
-    proc = locust_runner.start_step(load, plan, stack.env, locust_log)
-    groups = {name: p.pid for name, p in stack.procs.items()} | {"locust": proc.pid}
-    monitor = ResourceMonitor(groups, stack.app_database).start()
-    try:
-        code = locust_runner.wait_step(proc, load)
-    finally:
-        samples = monitor.stop()
-    write_json(step_dir / "resources.json", samples)
+    measured = stack.components.run_load(load, plan, locust_log)
+    write_json(step_dir / "resources.json", measured.samples)
     votes = _votes_since(stack, before)
-    logs = StepLogs(
-        nginx_error=mark.since(stack.logs["nginx_error"]),
-        nginx_access=mark.since(stack.logs["nginx_access"]),
-        app=mark.since(stack.logs["app"]),
-        postgres=mark.since(stack.logs["postgres"]),
-        upstream_access=mark.since(stack.logs["upstream_access"])
-        if "upstream_access" in stack.logs
-        else "",
-    )
+    logs = stack.components.logs_since(mark)
+    samples, code = measured.samples, measured.code
     context = _context(stack, users, load, votes, code)
     return analyse_measured(
         spec, context, repeat=repeat, step_dir=step_dir, samples=samples, logs=logs

@@ -171,6 +171,15 @@ class Cluster:
     version: str
     proc: process.ManagedProcess
 
+    def exit_problem(self) -> StackError | None:
+        if self.proc.alive():
+            return None
+        return StackError(
+            f"PostgreSQL exited with code {self.proc.popen.returncode}",
+            f"see {self.proc.log_path}",
+            self.proc.log_tail(),
+        )
+
 
 def _data_dir_location(run_dir: Path, user: str | None) -> Path:
     """Inside the run directory when the postgres user can reach it, else a private temp dir."""
