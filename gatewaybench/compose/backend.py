@@ -52,13 +52,13 @@ WORKER_EXIT_S = 30
 CONNECT_TIMEOUT_S = 30
 
 
-def run_values(spec: RunSpec) -> dict[str, str]:
-    """This run's secrets (never written anywhere) and the compose variables' values."""
+def run_values() -> dict[str, str]:
+    """This run's secrets, never written anywhere (the model's variables keep their defaults:
+    the spec's own values)."""
     return {
         "GB_SECRET_KEY": secrets.token_urlsafe(50),
         "GB_DB_PASSWORD": secrets.token_urlsafe(24),
         "POSTGRES_PASSWORD": secrets.token_urlsafe(24),
-        "LOCUST_WORKERS": str(max(1, spec.load.processes)),
     }
 
 
@@ -198,7 +198,7 @@ class ComposeBackend:
         and no way to get one."""
         project = svc.build_project(spec)
         engine_expected()
-        return cls(spec, project, run_values(spec))
+        return cls(spec, project, run_values())
 
     @property
     def engine(self) -> Engine:

@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import io
 import resource
+import shutil
 import tarfile
 import time
 from dataclasses import replace
+from pathlib import Path
 
-from gatewaybench.compose import services
+import pytest
+
+from gatewaybench import cli
+from gatewaybench.compose import host, services
 from gatewaybench.compose.engine import build_context
 from gatewaybench.compose.host import containers_conf, engine_kind
 from gatewaybench.compose.images import LOCAL_APT, BuildPlan, Image, ImageSet, tar_content
@@ -82,3 +87,18 @@ def test_containers_conf_uses_our_own_hard_limit_and_runc() -> None:
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     text = containers_conf()
     assert f'"nofile={hard}:{hard}"' in text and 'runtime = "runc"' in text
+
+
+def test_no_engine_is_a_usage_error_before_anything_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Fault injection (no engine anywhere): one line naming the fix, exit 2, no run directory."""
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    monkeypatch.setattr(host, "DOCKER_SOCKET", tmp_path / "no-docker.sock")
+    real_which = shutil.which
+    monkeypatch.setattr(host.shutil, "which", lambda n: None if n == "podman" else real_which(n))
+    reports = tmp_path / "reports"
+    assert cli.main(["run", "--backend", "compose", "--reports-dir", str(reports)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no container engine" in err and "make engine" in err
+    assert not reports.exists() or not any(reports.iterdir())
