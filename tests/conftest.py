@@ -80,11 +80,12 @@ def check_golden(name: str, text: str) -> None:
 
 @dataclass(frozen=True)
 class Bench:
-    """A finished `gatewaybench run`: its run directory, steps.csv rows and stderr."""
+    """A finished `gatewaybench run`: its run directory, steps.csv rows, stderr and stdout."""
 
     run_dir: Path
     rows: list[dict[str, str]]
     stderr: str
+    stdout: str = ""
 
 
 def run_bench(reports: Path, *args: str, timeout_s: float = 600) -> Bench:
@@ -99,4 +100,4 @@ def run_bench(reports: Path, *args: str, timeout_s: float = 600) -> Bench:
     with (run_dir / "steps.csv").open() as fh:
         rows = list(csv.DictReader(fh))
     assert_nothing_left(str(run_dir))
-    return Bench(run_dir, rows, out.stderr)
+    return Bench(run_dir, rows, out.stderr, out.stdout)

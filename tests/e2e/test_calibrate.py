@@ -17,10 +17,12 @@ pytestmark = pytest.mark.e2e
 
 
 def test_users_auto_probes_then_runs_steps_bracketing_the_knee(tmp_path: Path) -> None:
-    # A tight SLO puts the knee at a few dozen users, so the probes stay short here.
+    # A tight SLO puts the knee near 10 users (one user's p95 is 15-25 ms here, 40 users' over
+    # 50), so the search stays short; two steps show the run takes the steps it chose.
     argv = [
         sys.executable, "-m", "gatewaybench", "run", "--servers", "gunicorn",
-        "--users", "auto", "--slo-ms", "20", "--ramp", "1", "--warmup", "1", "--window", "2",
+        "--users", "auto", "--auto-steps", "2", "--slo-ms", "40",
+        "--ramp", "1", "--warmup", "1", "--window", "2",
         "--workers", "2", "--reports-dir", str(tmp_path), "--label", "auto",
     ]  # fmt: skip
     out = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
@@ -32,7 +34,7 @@ def test_users_auto_probes_then_runs_steps_bracketing_the_knee(tmp_path: Path) -
     _assert_searched(probes, calibrate.PROBE_START)
     assert knee == calibrate.knee([calibrate.Probe(**p) for p in probes])
     steps = manifest["resolved"]["users"]
-    assert steps == list(calibrate.choose_steps([knee]))
+    assert steps == list(calibrate.choose_steps([knee], 2))
     with (run_dir / "steps.csv").open() as fh:
         assert [int(r["users"]) for r in csv.DictReader(fh)] == steps
     assert "calibrated steps:" in out.stderr
@@ -49,9 +51,12 @@ def _assert_searched(probes: list[dict[str, object]], start: int) -> None:
 
 
 def test_with_waits_each_cell_gets_steps_around_its_own_knee(tmp_path: Path) -> None:
+    # Few probes, knees apart: without the wait the search stops at 20 or 40 users (80 take
+    # several times the SLO); with it, the search from there stops at 10 or below (two sync
+    # workers waiting 50 ms per request serve at most 40 req/s, far less than 40 users ask).
     run = run_bench(
         tmp_path, "--cells", "gunicorn",
-        "--upstream-ms", "0,50", "--users", "auto", "--auto-steps", "3", "--slo-ms", "300",
+        "--upstream-ms", "0,50", "--users", "auto", "--auto-steps", "3", "--slo-ms", "200",
         "--ramp", "1", "--warmup", "1", "--window", "2", "--workers", "2",
     )  # fmt: skip
     manifest = json.loads((run.run_dir / "manifest.json").read_text())

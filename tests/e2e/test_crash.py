@@ -47,7 +47,7 @@ def _child_running(harness: int, name: str) -> psutil.Process:
 def test_postgres_and_app_crashes_fail_their_cells_and_the_matrix_goes_on(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "gatewaybench", "run", "--servers", "gunicorn,uvicorn,hypercorn",
-         "--users", "4,8", "--ramp", "1", "--warmup", "2", "--window", "4", "--workers", "2",
+         "--users", "4,8", "--ramp", "1", "--warmup", "1", "--window", "4", "--workers", "2",
          "--reports-dir", str(tmp_path)],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip

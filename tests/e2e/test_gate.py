@@ -1,5 +1,7 @@
-"""One short real gate: base vs a candidate with known extra CPU work, one A B B A block at
-fixed loads (no calibration) — too few pairs for a verdict, so exit 3 and every output."""
+"""One short real gate, shared by the tests below: a base side that is a git ref (HEAD, built in
+its own worktree with its own `make install`, served from its own environment, removed
+afterwards) against a candidate with known extra CPU work, one A B B A block at fixed loads (no
+calibration) — too few pairs for a verdict, so exit 3 and every output."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import math
 import statistics
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -20,19 +23,64 @@ pytestmark = pytest.mark.e2e
 SLOWER = REPO / "tests" / "fixtures" / "gate" / "slower.toml"
 
 
-def test_a_tiny_gate_runs_abba_trials_and_writes_every_output(tmp_path: Path) -> None:
+def _git(*args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+@dataclass(frozen=True)
+class Gate:
+    out: subprocess.CompletedProcess[str]
+    gate_dir: Path
+    head: str  # the commit HEAD named when the gate ran
+    worktrees_before: str  # `git worktree list` before the gate
+
+
+@pytest.fixture(scope="module")
+def gate(tmp_path_factory: pytest.TempPathFactory) -> Gate:
+    """The gate's one run (its worktree build is most of its cost): every test reads it."""
+    reports = tmp_path_factory.mktemp("gate")
+    head = _git("rev-parse", "HEAD")
+    worktrees_before = _git("worktree", "list", "--porcelain")
     argv = [
-        sys.executable, "-m", "gatewaybench", "gate", "--base", ".", "--cand", str(SLOWER),
+        sys.executable, "-m", "gatewaybench", "gate", "--base", "HEAD", "--cand", str(SLOWER),
         "--blocks", "1", "--no-rerun", "--users", "20,40", "--window", "5", "--warmup", "1",
-        "--ramp", "1", "--workers", "2", "--reports-dir", str(tmp_path),
+        "--ramp", "1", "--workers", "2", "--reports-dir", str(reports),
     ]  # fmt: skip
-    out = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
+    out = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=1500, check=False)
     assert out.returncode == 3, out.stdout[-2000:] + out.stderr[-3000:]  # 2 pairs: no verdict
     gate_dir = Path(out.stdout.strip().splitlines()[-1])
-    assert "inconclusive" in out.stdout and "more blocks" not in out.stderr
+    assert_nothing_left(str(gate_dir))
+    return Gate(out, gate_dir, head, worktrees_before)
 
-    with (gate_dir / "trials.csv").open() as fh:
-        trials = list(csv.DictReader(fh))
+
+def _csv(path: Path) -> list[dict[str, str]]:
+    with path.open() as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_a_git_ref_side_is_built_in_its_own_worktree_and_measured(gate: Gate) -> None:
+    assert f"building {gate.head[:12]}" in gate.out.stderr
+    base = json.loads((gate.gate_dir / "manifest.json").read_text())["sides"]["base"]
+    assert (base["kind"], base["commit"], base["given"]) == ("git", gate.head, "HEAD")
+    worktree = Path(base["python"]).parents[2]  # <worktree>/.venv/bin/python
+    assert base["sample_app"] == str(worktree / "sample_app")
+    assert worktree != REPO and not worktree.exists(), "the worktree is removed at the end"
+    assert not worktree.parent.exists()
+    assert _git("worktree", "list", "--porcelain") == gate.worktrees_before
+
+    steps = _csv(gate.gate_dir / "steps.csv")
+    assert len(steps) == 8  # two loads per trial
+    for step in steps:  # the worktree's own servers and app answered the base side's steps
+        assert step["status"] == "ok" and int(step["requests"]) > 0, step
+        assert step["integrity"] in ("exact", "consistent"), step
+
+
+def test_a_tiny_gate_runs_abba_trials_and_writes_every_output(gate: Gate) -> None:
+    gate_dir = gate.gate_dir
+    assert "inconclusive" in gate.out.stdout and "more blocks" not in gate.out.stderr
+    trials = _csv(gate_dir / "trials.csv")
     assert [(t["side"], t["position"]) for t in trials] == [
         ("base", "0"),
         ("cand", "1"),
@@ -57,10 +105,8 @@ def test_a_tiny_gate_runs_abba_trials_and_writes_every_output(tmp_path: Path) ->
     manifest = json.loads((gate_dir / "manifest.json").read_text())
     assert manifest["sides"]["cand"]["django"]["cpu_work_ms"] == 4.0
     assert manifest["sides"]["base"]["django"]["cpu_work_ms"] == 0.0
-    with (gate_dir / "steps.csv").open() as fh:
-        servers = [r["server"] for r in csv.DictReader(fh)]
+    servers = [r["server"] for r in _csv(gate_dir / "steps.csv")]
     assert servers.count("base:gunicorn") == 4 and servers.count("cand:gunicorn") == 4
-    assert_nothing_left(str(gate_dir))
 
 
 def test_gate_refuses_a_side_it_cannot_resolve(tmp_path: Path) -> None:

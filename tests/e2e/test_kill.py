@@ -18,7 +18,7 @@ from tests.conftest import REPO, assert_nothing_left
 
 pytestmark = pytest.mark.e2e
 
-TINY = ["--ramp", "1", "--warmup", "1", "--window", "3", "--servers", "uvicorn"]
+TINY = ["--ramp", "1", "--warmup", "1", "--window", "2", "--servers", "uvicorn"]
 
 
 def _bench(reports: Path, users: str) -> subprocess.Popen[str]:

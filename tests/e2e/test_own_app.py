@@ -1,9 +1,9 @@
 """Bring your own app: a second Django project (tests/byo_app) through the same stack,
-measurement and report, with its own locustfile, setup command and health path."""
+measurement and report, with its own locustfile, setup command and health path. The same run
+repeats its matrix (servers interleaved, mean ± CI) with Locust's own master/worker processes."""
 
 from __future__ import annotations
 
-import csv
 import json
 import subprocess
 import sys
@@ -11,16 +11,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, assert_nothing_left
+from tests.conftest import REPO, Bench, run_bench
 
 pytestmark = pytest.mark.e2e
 
 APP = REPO / "tests" / "byo_app"
 
 
-def test_own_django_project_is_benchmarked_like_the_sample(tmp_path: Path) -> None:
-    argv = [
-        sys.executable, "-m", "gatewaybench", "run",
+@pytest.fixture(scope="module")
+def own(tmp_path_factory: pytest.TempPathFactory) -> Bench:
+    """One run that both tests read: its own app, two repeats, two Locust processes."""
+    return run_bench(
+        tmp_path_factory.mktemp("own"),
         "--app-dir", str(APP),
         "--wsgi", "tinysite.wsgi:application",
         "--asgi", "tinysite.asgi:application",
@@ -28,18 +30,18 @@ def test_own_django_project_is_benchmarked_like_the_sample(tmp_path: Path) -> No
         "--setup", "manage.py migrate --noinput",
         "--health-path", "/healthz",
         "--servers", "gunicorn,uvicorn", "--users", "4",
-        "--ramp", "1", "--warmup", "1", "--window", "3", "--workers", "2",
-        "--reports-dir", str(tmp_path), "--label", "own",
-    ]  # fmt: skip
-    out = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
-    assert out.returncode == 0, out.stderr[-3000:]
-    run_dir = Path(out.stdout.strip().splitlines()[-1])
-    with (run_dir / "steps.csv").open() as fh:
-        rows = list(csv.DictReader(fh))
+        "--ramp", "1", "--warmup", "1", "--window", "2", "--workers", "2",
+        "--repeat", "2", "--processes", "2", "--label", "own",
+        timeout_s=300,
+    )  # fmt: skip
+
+
+def test_own_django_project_is_benchmarked_like_the_sample(own: Bench) -> None:
+    run_dir, rows = own.run_dir, own.rows
     assert [(r["server"], r["status"], r["valid"]) for r in rows] == [
         ("gunicorn", "ok", "True"),
         ("uvicorn", "ok", "True"),
-    ]
+    ] * 2
     for row in rows:
         assert int(row["requests"]) > 0 and float(row["fail_pct"]) == 0.0
         assert row["integrity"] == "not_measured"  # the polls audit does not apply
@@ -58,7 +60,21 @@ def test_own_django_project_is_benchmarked_like_the_sample(tmp_path: Path) -> No
     access = (run_dir / "logs" / "nginx-uvicorn-access.log").read_text()
     assert '"POST /notes/"' in access and " 201 " in access
     assert "Cells as run" in (run_dir / "report.html").read_text()
-    assert_nothing_left(str(run_dir))
+
+
+def test_repeat_with_two_locust_processes(own: Bench) -> None:
+    run_dir, rows = own.run_dir, own.rows
+    # interleaved: gunicorn, uvicorn, gunicorn, uvicorn
+    assert [(r["server"], r["repeat"]) for r in rows] == [
+        ("gunicorn", "1"), ("uvicorn", "1"), ("gunicorn", "2"), ("uvicorn", "2"),
+    ]  # fmt: skip
+    for row in rows:
+        assert row["gen_processes"] == "2", row  # two workers recorded, merged by the harness
+        assert int(row["requests"]) > 0 and row["status"] == "ok"
+        step_dir = run_dir / "raw" / row["server"] / f"r{row['repeat']}" / "u4"
+        assert len(list(step_dir.glob("record-worker-*.json"))) == 2
+    assert "mean of 2 repeats" in own.stdout
+    assert "Capacity" in own.stdout
 
 
 def test_own_app_without_an_asgi_target_is_refused_for_asgi_servers(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ import json
 import math
 import re
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -323,15 +324,25 @@ def test_run_io_fixture() -> None:
     ]
 
 
-@pytest.fixture
-def run_io(tmp_path: Path) -> Path:
-    target = tmp_path / "20261122T101500Z-io"
+@dataclass(frozen=True)
+class RenderedIo:
+    run_dir: Path
+    raw: dict[str, bytes]  # the run directory's files before the report was rendered
+    files: dict[str, bytes]  # what the render wrote
+
+
+@pytest.fixture(scope="module")
+def rendered_io(tmp_path_factory: pytest.TempPathFactory) -> RenderedIo:
+    """The run-io fixture rendered once, for the tests that only read its report."""
+    target = tmp_path_factory.mktemp("rendered-io") / "20261122T101500Z-io"
     shutil.copytree(FIXTURES / "run-io", target)
-    return target
+    raw = {p.name: p.read_bytes() for p in target.iterdir()}
+    files = {p.name: p.read_bytes() for p in render_run(target)}
+    return RenderedIo(target, raw, files)
 
 
-def test_report_of_a_run_with_waits_leads_with_the_crossover(run_io: Path) -> None:
-    render_run(run_io)
+def test_report_of_a_run_with_waits_leads_with_the_crossover(rendered_io: RenderedIo) -> None:
+    run_io = rendered_io.run_dir
     html = (run_io / "report.html").read_text()
     section = html.index('<section id="crossover">')
     assert html.index('<h2 id="verdict">') < section < html.index('<h2 id="tables">')
@@ -356,11 +367,15 @@ def test_report_of_a_run_with_waits_leads_with_the_crossover(run_io: Path) -> No
     assert cx["sentences"] == RUN_IO_SENTENCES and len(cx["points"]) == 9
 
 
-def test_report_of_a_run_with_waits_is_deterministic_and_leaves_raw_data(run_io: Path) -> None:
-    raw = {p.name: p.read_bytes() for p in run_io.iterdir()}
-    first = {p.name: p.read_bytes() for p in render_run(run_io)}
+def test_report_of_a_run_with_waits_is_deterministic_and_leaves_raw_data(
+    rendered_io: RenderedIo, tmp_path: Path
+) -> None:
+    raw = rendered_io.raw
+    assert {name: (rendered_io.run_dir / name).read_bytes() for name in raw} == raw
+    run_io = tmp_path / rendered_io.run_dir.name  # a copy, report included: rebuilt over it
+    shutil.copytree(rendered_io.run_dir, run_io)
     second = {p.name: p.read_bytes() for p in render_run(run_io)}
-    assert first == second
+    assert rendered_io.files == second
     assert {name: (run_io / name).read_bytes() for name in raw} == raw
 
 

@@ -9,6 +9,7 @@ import hashlib
 import json
 import re
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -36,20 +37,38 @@ def _digests(directory: Path) -> dict[str, str]:
     }
 
 
-def test_report_files_match_golden(run_dir: Path) -> None:
-    raw_before = _digests(run_dir)
-    paths = render_run(run_dir)
-    assert [p.name for p in paths] == ["report.html", "summary.md", "results.json"]
+@dataclass(frozen=True)
+class Rendered:
+    run_dir: Path
+    paths: list[Path]
+    raw_before: dict[str, str]  # the run directory's files before the report was rendered
+    files: dict[str, bytes]  # what the render wrote
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> Rendered:
+    """The fixture run rendered once, for the tests that only read its report."""
+    target = tmp_path_factory.mktemp("rendered") / "20261121T035239Z-fixture"
+    shutil.copytree(FIXTURE, target)
+    raw_before = _digests(target)
+    paths = render_run(target)
+    return Rendered(target, paths, raw_before, {p.name: p.read_bytes() for p in paths})
+
+
+def test_report_files_match_golden(rendered: Rendered) -> None:
+    run_dir = rendered.run_dir
+    assert [p.name for p in rendered.paths] == ["report.html", "summary.md", "results.json"]
     html = (run_dir / "report.html").read_text()
     check_golden("report.structure.html", IMG_RE.sub('src="(figure)"', html))
     check_golden("summary.md", (run_dir / "summary.md").read_text())
     check_golden("results.json", (run_dir / "results.json").read_text())
     after = _digests(run_dir)
+    raw_before = rendered.raw_before
     assert {k: after[k] for k in raw_before} == raw_before, "report modified raw data"
 
 
-def test_report_content(run_dir: Path) -> None:
-    render_run(run_dir)
+def test_report_content(rendered: Rendered) -> None:
+    run_dir = rendered.run_dir
     html = (run_dir / "report.html").read_text()
     assert "http://" not in html.replace("http://127.0.0.1", "") and "https://" not in html
     assert "<script" not in html and "<link" not in html  # nothing to fetch, nothing to run
@@ -65,10 +84,11 @@ def test_report_content(run_dir: Path) -> None:
     assert results["failures"][0]["source"] == "PostgreSQL"
 
 
-def test_rebuilding_gives_identical_files(run_dir: Path) -> None:
-    first = {p.name: p.read_bytes() for p in render_run(run_dir)}
+def test_rebuilding_gives_identical_files(rendered: Rendered, tmp_path: Path) -> None:
+    run_dir = tmp_path / rendered.run_dir.name  # a copy, report included: rebuilt over it
+    shutil.copytree(rendered.run_dir, run_dir)
     second = {p.name: p.read_bytes() for p in render_run(run_dir)}
-    assert first == second
+    assert rendered.files == second
 
 
 def test_comparison_report_shows_differences(
