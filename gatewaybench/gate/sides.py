@@ -5,7 +5,9 @@ A side is one of:
 - a `.toml` config file — this checkout with those settings (e.g. `cpu-work-ms = 2`);
 - `env:PATH` — this checkout's app served from another Python environment (a virtualenv);
 - a git ref (branch, tag, commit, `origin/main`, `HEAD~1`) — that commit's sample app in its
-  own worktree and its own environment, built with its own `make install` (its own pins).
+  own worktree, on its own environment built with its own `make install` (its own pins); when
+  its pins are this checkout's exactly, on this checkout's environment (the same packages,
+  installed once: a pull request that changes code only costs no install).
 The measuring harness is always this checkout's: only what is measured differs.
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import tempfile
+import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -90,7 +93,7 @@ def resolved_side(name: str, given: str, flags: dict[str, Any], log: TextIO) -> 
                 "see `gatewaybench gate --help`",
             )
         with _worktree(commit, log) as root:
-            python = root / ".venv" / "bin" / "python"
+            python = _environment(root, commit, log)
             spec = build_spec(flags)
             yield Side(name, given, "git", spec, root / "sample_app", python, commit)
 
@@ -99,21 +102,54 @@ def resolved_side(name: str, given: str, flags: dict[str, Any], log: TextIO) -> 
 def _worktree(commit: str, log: TextIO) -> Iterator[Path]:
     parent = Path(tempfile.mkdtemp(prefix=temp_prefix("gate")))
     root = parent / commit[:12]
-    print(f"gatewaybench: building {commit[:12]} in {root} (its own make install)", file=log)
     _git("worktree", "add", "--detach", str(root), commit)
     try:
-        build = subprocess.run(
-            ["make", "-C", str(root), "install"], capture_output=True, text=True, check=False,
-            timeout=BUILD_TIMEOUT_S,
-        )  # fmt: skip
-        if build.returncode != 0:
-            raise UsageError(
-                f"`make install` failed in the worktree of {commit[:12]}: "
-                f"{(build.stderr or build.stdout).strip().splitlines()[-1:]}",
-                "check that the ref builds on its own",
-            )
         yield root
     finally:
         subprocess.run(["git", "worktree", "remove", "--force", str(root)], cwd=REPO,
                        capture_output=True, check=False, timeout=120)  # fmt: skip
         subprocess.run(["rm", "-rf", str(parent)], check=False, timeout=120)
+
+
+# What decides the packages a side's servers run on (see the Makefile's install).
+PIN_FILES = ("pyproject.toml", "envs/psycopg3.txt")
+
+
+def same_pins(root: Path, here: Path = REPO) -> bool:
+    """The worktree pins exactly this checkout's packages (dependencies and psycopg 3)."""
+    for rel in PIN_FILES:
+        theirs, ours = root / rel, here / rel
+        if not (theirs.is_file() and ours.is_file()):
+            return False
+        if rel == "pyproject.toml":
+            if _dependencies(theirs) != _dependencies(ours):
+                return False
+        elif theirs.read_text() != ours.read_text():
+            return False
+    return True
+
+
+def _dependencies(pyproject: Path) -> list[str]:
+    project = tomllib.loads(pyproject.read_text()).get("project", {})
+    return list(project.get("dependencies", []))
+
+
+def _environment(root: Path, commit: str, log: TextIO) -> Path:
+    """The interpreter of the side's environment: this one when the pins are the same,
+    else the worktree's own `make install`."""
+    if same_pins(root):
+        print(f"gatewaybench: {commit[:12]} pins this checkout's packages: its sample app runs "
+              f"on this environment ({sys.prefix})", file=log)  # fmt: skip
+        return Path(sys.executable)
+    print(f"gatewaybench: building {commit[:12]} in {root} (its own make install)", file=log)
+    build = subprocess.run(
+        ["make", "-C", str(root), "install"], capture_output=True, text=True, check=False,
+        timeout=BUILD_TIMEOUT_S,
+    )  # fmt: skip
+    if build.returncode != 0:
+        raise UsageError(
+            f"`make install` failed in the worktree of {commit[:12]}: "
+            f"{(build.stderr or build.stdout).strip().splitlines()[-1:]}",
+            "check that the ref builds on its own",
+        )
+    return root / ".venv" / "bin" / "python"

@@ -19,6 +19,7 @@ from gatewaybench.gate.outputs import (
     markdown_summary,
 )
 from gatewaybench.gate.runs import verdict_table
+from gatewaybench.gate.sides import PIN_FILES, same_pins
 from gatewaybench.gate.verdict import (
     GateThresholds,
     MetricResult,
@@ -27,7 +28,7 @@ from gatewaybench.gate.verdict import (
     guard_result,
     judge_metric,
 )
-from tests.conftest import check_golden
+from tests.conftest import REPO, check_golden
 
 
 def trials(
@@ -232,3 +233,20 @@ def test_compare_thresholds_and_writers() -> None:
     summary = markdown_summary(list(strict.results), title="compare", count_label="repeats")
     assert "| uvicorn | latency_p50_ms | +7.0 % (+" in summary and "| 3 | n/a |" in summary
     assert ET.fromstring(junit_xml(strict.results)).find("testsuite/testcase/failure") is not None
+
+
+def test_a_git_side_reuses_this_environment_only_for_the_same_pins(tmp_path: Path) -> None:
+    """A ref whose dependencies and psycopg 3 pins are this checkout's runs on this environment;
+    any other pin (or a missing pin file) gets its own `make install`."""
+    root = tmp_path / "ref"
+    (root / "envs").mkdir(parents=True)
+    for rel in PIN_FILES:
+        (root / rel).write_text((REPO / rel).read_text())
+    assert same_pins(root)
+    pyproject = root / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace("# the tests", "# a comment"))
+    assert same_pins(root)  # a comment or a dev extra is not a runtime pin
+    pyproject.write_text(pyproject.read_text().replace('"django==', '"django>='))
+    assert not same_pins(root)
+    (root / "envs" / "psycopg3.txt").unlink()
+    assert not same_pins(root)
