@@ -1,7 +1,8 @@
 """One short real gate, shared by the tests below: a base side that is a git ref (HEAD, checked
 out in its own worktree, removed afterwards; it pins this checkout's packages, so its sample app
-runs on this environment without an install) against a candidate with known extra CPU work, one A B B A block at fixed loads (no
-calibration) — too few pairs for a verdict, so exit 3 and every output."""
+runs on this environment without an install) against a candidate with known extra CPU work, one
+A B B A block at fixed loads (no calibration) — too few pairs for a verdict, so exit 3 and every
+output."""
 
 from __future__ import annotations
 
