@@ -58,27 +58,7 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 2
 fi
 
-# No service may start during the install (as in install-system-deps.sh): a policy-rc.d that
-# denies every start, removed again if we created it.
-policy=/usr/sbin/policy-rc.d
-created_policy=0
-if [ ! -e "$policy" ]; then
-  printf '#!/bin/sh\nexit 101\n' > "$policy"
-  chmod +x "$policy"
-  created_policy=1
-fi
-trap '[ "$created_policy" = 1 ] && rm -f "$policy"' EXIT
-
-export DEBIAN_FRONTEND=noninteractive
-# apt's and debconf's chatter goes to a log shown only when something fails: one line otherwise.
-log=$(mktemp)
-trap '[ "$created_policy" = 1 ] && rm -f "$policy"; rm -f "$log"' EXIT
-# --no-install-recommends: podman recommends buildah and rootless extras (slirp4netns, uidmap,
-# fuse-overlayfs); the harness runs none of them.
-if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}"; } \
-  >"$log" 2>&1; then
-  cat "$log" >&2
-  echo "gatewaybench: installing ${missing[*]} failed (apt's output above)" >&2
-  exit 1
-fi
+# --no-install-recommends (apt-install.sh): podman recommends buildah and rootless extras
+# (slirp4netns, uidmap, fuse-overlayfs); the harness runs none of them.
+bash "$(dirname "$0")/apt-install.sh" "${missing[@]}"
 echo "gatewaybench: installed ${missing[*]} (the container engine for --backend compose)"

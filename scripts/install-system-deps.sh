@@ -24,18 +24,5 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 2
 fi
 
-# Debian starts a freshly installed nginx/postgresql service listening on all interfaces;
-# a policy-rc.d that denies service starts keeps the install from leaving daemons behind.
-policy=/usr/sbin/policy-rc.d
-created_policy=0
-if [ ! -e "$policy" ]; then
-  printf '#!/bin/sh\nexit 101\n' > "$policy"
-  chmod +x "$policy"
-  created_policy=1
-fi
-trap '[ "$created_policy" = 1 ] && rm -f "$policy"' EXIT
-
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+bash "$(dirname "$0")/apt-install.sh" "${missing[@]}"
 echo "gatewaybench: installed ${missing[*]}"
