@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import json
 import re
 import resource
 import tarfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -25,7 +26,7 @@ from typing import Any
 from docker.errors import DockerException
 from requests import RequestException
 
-from gatewaybench.compose.host import EngineHost, run_healthcheck
+from gatewaybench.compose.host import EngineHost, health_status, interval_s, run_healthcheck
 from gatewaybench.compose.model import NPROC, Service
 from gatewaybench.compose.render import environment_of, fill_values
 from gatewaybench.compose.services import DOCKERFILE
@@ -51,14 +52,12 @@ class Engine:
     host: EngineHost
     project: str  # unique per run: names and labels every object
     values: Mapping[str, str]  # secrets and variables the model refers to
-    containers: list[Any] = field(default_factory=list)
     # Service name -> address on the project network, as containers start. Every container gets
     # them in /etc/hosts: no DNS lookup on the measured path (the local backend has none, the app
     # connects to PostgreSQL per request, and Podman 4.3's aardvark-dns was seen to stop
     # answering mid-run).
     hosts: dict[str, str] = field(default_factory=dict)
-    _network: Any = None
-    _volumes: list[Any] = field(default_factory=list)
+    _once: Iterator[int] = field(default_factory=itertools.count)  # names one-shot containers
 
     @property
     def client(self) -> Any:
@@ -72,15 +71,13 @@ class Engine:
         return f"{self.project}_{volume}"
 
     def create_network(self) -> None:
-        self._network = self.client.networks.create(
+        self.client.networks.create(
             self.network_name, driver="bridge", labels={LABEL: self.project}
         )
 
     def create_volumes(self, volumes: Sequence[str]) -> None:
         for v in volumes:
-            self._volumes.append(
-                self.client.volumes.create(name=self.volume_name(v), labels={LABEL: self.project})
-            )
+            self.client.volumes.create(name=self.volume_name(v), labels={LABEL: self.project})
 
     def start(
         self, service: Service, *, suffix: str = "1", publish: Mapping[int, int] | None = None
@@ -122,7 +119,6 @@ class Engine:
         kwargs["ulimits"] = _ulimits(service.nofile)
         try:
             container = self.client.containers.create(service.image, **kwargs)
-            self.containers.append(container)
             for f in service.files:
                 target = PurePosixPath(f.target)
                 container.put_archive(str(target.parent), file_tar(target.name, f.content, f.mode))
@@ -152,8 +148,7 @@ class Engine:
         deadline, checked = time.monotonic() + timeout_s, -float("inf")
         while True:
             container.reload()
-            state = container.attrs["State"]
-            health = (state.get("Health") or state.get("Healthcheck") or {}).get("Status")
+            state, health = container.attrs["State"], health_status(container.attrs)
             if health == "healthy":
                 return
             if state.get("Status") in ("exited", "dead") or health == "unhealthy":
@@ -169,8 +164,8 @@ class Engine:
                     f"see its log in the run's logs/ ({container.name})",
                     self.tail(container),
                 )
-            if not self.host.schedules_healthchecks and time.monotonic() - checked >= _interval(
-                container
+            if not self.host.schedules_healthchecks and (
+                time.monotonic() - checked >= interval_s(container.attrs)
             ):
                 checked = time.monotonic()
                 # A check that fails to run (a slow engine, a container just exited) is retried
@@ -196,13 +191,12 @@ class Engine:
     def run_once(self, image: str, argv: list[str], timeout_s: float = 120) -> str:
         """argv in a one-shot container of `image` (no network), its output; a StackError if it
         fails. A one-shot container, not an exec: Podman keeps an exec's conmon for minutes."""
-        name = container_name(self.project, "once", str(len(self.containers)))
+        name = container_name(self.project, "once", str(next(self._once)))
         try:
             container = self.client.containers.create(
                 image, command=argv, name=name, labels={LABEL: self.project},
                 network_mode="none", log_config=self._log_config(),
             )  # fmt: skip
-            self.containers.append(container)
             container.start()
         except DockerException as exc:
             raise StackError(f"{name} could not start: {exc}") from None
@@ -266,8 +260,6 @@ class Engine:
     def remove(self, container: Any) -> None:
         with contextlib.suppress(DockerException):  # already gone: down() sweeps by label
             container.remove(force=True)
-        if container in self.containers:
-            self.containers.remove(container)
 
     def down(self) -> None:
         """Every container of this run, then its networks and volumes (`down -v`), found by
@@ -279,8 +271,6 @@ class Engine:
             network.remove()
         for volume in self.client.volumes.list(filters=labelled):
             volume.remove(force=True)
-        self._network = None
-        self._volumes.clear()
 
 
 def container_name(project: str, service: str, suffix: str) -> str:
@@ -301,12 +291,6 @@ def _ulimits(nofile: int) -> list[dict[str, Any]]:
         {"Name": "nofile", "Soft": files, "Hard": files},
         {"Name": "nproc", "Soft": procs, "Hard": procs},
     ]
-
-
-def _interval(container: Any) -> float:
-    """The container's health-check interval in seconds (its retries are counted per check)."""
-    check = (container.attrs.get("Config") or {}).get("Healthcheck") or {}
-    return float(check.get("Interval") or 0) / NS or 1.0
 
 
 def file_tar(name: str, content: str, mode: int) -> bytes:

@@ -234,7 +234,7 @@ def run_healthcheck(host: EngineHost, container_id: str) -> str:
     if host.kind == "podman" and (attrs.get("State") or {}).get("Running"):
         _trigger(host, container_id, _timeout_s(attrs))
         attrs = api.inspect_container(container_id)
-    return _health_status(attrs)
+    return health_status(attrs)
 
 
 def _trigger(host: EngineHost, container_id: str, timeout_s: float) -> bool:
@@ -250,12 +250,13 @@ def _timeout_s(attrs: dict[str, Any]) -> float:
     return float(check.get("Timeout") or DEFAULT_INTERVAL_NS) / 1e9 + CHECK_SLACK_S
 
 
-def _interval_s(attrs: dict[str, Any]) -> float:
+def interval_s(attrs: dict[str, Any]) -> float:
+    """A container's health-check interval (its retries are counted per check)."""
     check = (attrs.get("Config") or {}).get("Healthcheck") or {}
     return float(check.get("Interval") or DEFAULT_INTERVAL_NS) / 1e9
 
 
-def _health_status(attrs: dict[str, Any]) -> str:
+def health_status(attrs: dict[str, Any]) -> str:
     state = attrs.get("State") or {}
     # podman's inspect says "Healthcheck" in some versions, Docker's "Health".
     health = state.get("Health") or state.get("Healthcheck") or {}
@@ -319,22 +320,13 @@ class HealthChecks:
                 self._maybe_check(api.inspect_container(summary["Id"]))
 
     def _maybe_check(self, attrs: dict[str, Any]) -> None:
-        if _health_status(attrs) not in ("starting", "unhealthy"):
+        if health_status(attrs) not in ("starting", "unhealthy"):
             return
         if not (attrs.get("State") or {}).get("Running"):
             return
         cid = str(attrs["Id"])
         now = time.monotonic()
-        if now - self._last.get(cid, -1e9) < _interval_s(attrs):
+        if now - self._last.get(cid, -1e9) < interval_s(attrs):
             return
         self._last[cid] = now
         _trigger(self.host, cid, _timeout_s(attrs))
-
-
-@contextmanager
-def triggering_healthchecks(
-    host: EngineHost, label_filter: str, interval_s: float = 1.0
-) -> Iterator[HealthChecks]:
-    """`with triggering_healthchecks(host, "io.gatewaybench.project=NAME"): ...`"""
-    with HealthChecks(host, label_filter, interval_s) as checks:
-        yield checks

@@ -27,7 +27,6 @@ from gatewaybench.compose.host import (
     HealthChecks,
     container_engine,
     run_healthcheck,
-    triggering_healthchecks,
 )
 from gatewaybench.compose.images import LOCAL_APT, ImageSet, prepare_images
 from gatewaybench.compose.services import PG_READY, UPSTREAM_PORT, upstream_config
@@ -140,7 +139,7 @@ def test_health_checks_run_only_when_triggered(host: EngineHost, images: ImageSe
     assert (_health(single), _health(triggered)) == ("starting", "starting")
     assert run_healthcheck(host, single.id) == "healthy"
     assert _health(triggered) == "starting"
-    with triggering_healthchecks(host, f"{LABEL}.role=triggered", interval_s=0.5):
+    with HealthChecks(host, f"{LABEL}.role=triggered", interval_s=0.5):
         took = _wait_for(
             "healthy", lambda: _health(triggered) == "healthy", HEALTHY_WITHIN_S, triggered
         )
@@ -202,7 +201,7 @@ def test_local_postgres_initialises_like_the_official_image(
         healthcheck={"test": ["CMD", *PG_READY], "interval": NS, "timeout": 5 * NS,
                      "retries": 90},
     )  # fmt: skip
-    with triggering_healthchecks(host, f"{LABEL}={PROJECT}"):
+    with HealthChecks(host, f"{LABEL}={PROJECT}"):
         _wait_for("healthy", lambda: _health(container) == "healthy", PG_READY_WITHIN_S, container)
 
     def login(user: str, password: str, database: str) -> str:
