@@ -294,7 +294,12 @@ def _ulimits(nofile: int) -> list[dict[str, Any]]:
 
 
 def file_tar(name: str, content: str, mode: int) -> bytes:
-    """A one-file tar archive for put_archive (files are world-readable, root-owned)."""
+    """A one-file tar archive for put_archive (files are world-readable, root-owned).
+
+    It ends right after the two end-of-archive blocks: tarfile pads to a 10 KiB record, and
+    Podman's copier stops reading at the end marker and closes its pipe while the padding is
+    still being written, failing the upload with "broken pipe" now and then
+    (containers/buildah#6573)."""
     data = content.encode()
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
@@ -303,7 +308,8 @@ def file_tar(name: str, content: str, mode: int) -> bytes:
         info.mode = mode
         info.mtime = int(time.time())
         tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
+        members_end = tar.offset
+    return buf.getvalue()[: members_end + 2 * tarfile.BLOCKSIZE]
 
 
 def build_context(root: Path) -> io.BytesIO:

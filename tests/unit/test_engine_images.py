@@ -15,7 +15,7 @@ import pytest
 
 from gatewaybench import cli
 from gatewaybench.compose import host, services
-from gatewaybench.compose.engine import build_context
+from gatewaybench.compose.engine import build_context, file_tar
 from gatewaybench.compose.host import containers_conf, engine_kind
 from gatewaybench.compose.images import LOCAL_APT, BuildPlan, Image, ImageSet, tar_content
 from gatewaybench.compose.model import Service
@@ -30,6 +30,18 @@ def _tar(files: dict[str, bytes], mtime: float) -> bytes:
             info.size, info.mtime = len(data), int(mtime)
             tar.addfile(info, io.BytesIO(data))
     return buf.getvalue()
+
+
+def test_an_uploaded_file_archive_ends_at_its_end_marker_without_record_padding() -> None:
+    # Podman's copier closes its pipe at the end marker; padding after it fails the upload
+    archive = file_tar("nginx.conf", "x" * 600, 0o644)
+    assert len(archive) == 512 * (1 + 2 + 2)  # header, two data blocks, two zero blocks
+    assert archive[-1024:] == bytes(1024)
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        member = tar.getmember("nginx.conf")
+        assert (member.size, member.mode) == (600, 0o644)
+        extracted = tar.extractfile(member)
+        assert extracted is not None and extracted.read() == b"x" * 600
 
 
 def test_a_context_hash_ignores_times_but_not_content() -> None:
