@@ -11,7 +11,6 @@ from __future__ import annotations
 import glob
 import os
 import pwd
-import re
 import secrets
 import shutil
 import signal
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import psycopg2
 import psycopg2.extensions
+from psycopg2 import sql
 
 from gatewaybench.errors import StackError, UsageError
 from gatewaybench.results.stale import temp_prefix
@@ -37,6 +37,7 @@ SUPERUSER = "gatewaybench"  # the harness's own role: counts votes, resets data
 APP_ROLE = "polls"  # the app's role: not a superuser, so superuser_reserved_connections keep
 # a few slots for the harness even when the app exhausts max_connections
 DB_NAME = "polls"
+MAX_NAME_BYTES = 63  # PostgreSQL's NAMEDATALEN - 1
 UNPRIVILEGED_CANDIDATES = ("postgres", "nobody")
 INITDB_TIMEOUT_S = 120
 CONNECT_ATTEMPTS = 6
@@ -291,9 +292,17 @@ def _create_database(dsn: Dsn, app: Dsn) -> None:
     conn = dsn.connect("postgres")
     try:
         with conn.cursor() as cur:
-            # Identifiers are our constants; the password goes as a bound parameter.
-            cur.execute(f'CREATE ROLE "{app.user}" LOGIN PASSWORD %s', (app.password,))
-            cur.execute(f'CREATE DATABASE "{DB_NAME}" OWNER "{app.user}"')
+            # A utility statement takes no bound parameters: the password goes as a literal.
+            cur.execute(
+                sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                    sql.Identifier(app.user), sql.Literal(app.password)
+                )
+            )
+            cur.execute(
+                sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                    _database_name(DB_NAME), sql.Identifier(app.user)
+                )
+            )
     except psycopg2.Error as exc:
         raise StackError(f"could not create database {DB_NAME}: {exc}".strip()) from None
     finally:
@@ -302,7 +311,11 @@ def _create_database(dsn: Dsn, app: Dsn) -> None:
 
 def create_app_database(dsn: Dsn, owner: str, name: str) -> None:
     """Another database owned by the app role (the gate gives each side its own)."""
-    _admin(dsn, name, f'CREATE DATABASE "{_identifier(name)}" OWNER "{owner}"')
+    _admin(
+        dsn,
+        name,
+        sql.SQL("CREATE DATABASE {} OWNER {}").format(_database_name(name), sql.Identifier(owner)),
+    )
 
 
 def fresh_copy(dsn: Dsn, owner: str, template: str, name: str) -> None:
@@ -311,18 +324,23 @@ def fresh_copy(dsn: Dsn, owner: str, template: str, name: str) -> None:
     _admin(
         dsn,
         name,
-        f'DROP DATABASE IF EXISTS "{_identifier(name)}" WITH (FORCE)',
-        f'CREATE DATABASE "{name}" TEMPLATE "{_identifier(template)}" OWNER "{owner}"',
+        sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(_database_name(name)),
+        sql.SQL("CREATE DATABASE {} TEMPLATE {} OWNER {}").format(
+            _database_name(name), _database_name(template), sql.Identifier(owner)
+        ),
     )
 
 
-def _identifier(name: str) -> str:
-    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name):
-        raise StackError(f"database name {name!r} is not a plain identifier")
-    return name
+def _database_name(name: str) -> sql.Identifier:
+    """`name` quoted, so upper case, dashes or quotes are kept as given. Refused when PostgreSQL
+    could not hold it: a name over 63 bytes is cut with only a notice, and a connection by the
+    full name would then find no database."""
+    if not 0 < len(name.encode()) <= MAX_NAME_BYTES or "\0" in name:
+        raise StackError(f"database name {name!r} is not 1 to {MAX_NAME_BYTES} bytes without NUL")
+    return sql.Identifier(name)
 
 
-def _admin(dsn: Dsn, name: str, *statements: str) -> None:
+def _admin(dsn: Dsn, name: str, *statements: sql.Composable) -> None:
     conn = dsn.connect("postgres")
     conn.autocommit = True  # CREATE DATABASE cannot run inside a transaction
     try:

@@ -87,8 +87,28 @@ def test_fresh_copy_starts_from_the_template_even_with_a_connection_left_open(
         cur.execute("SELECT v FROM t")
         assert cur.fetchall() == [(1,)]
     assert left_open.closed or _is_dead(left_open)
-    with pytest.raises(StackError, match="not a plain identifier"):
-        postgres.fresh_copy(cluster.dsn, cluster.app_dsn.user, template.dbname, 'x"; DROP')
+
+
+def test_database_names_are_quoted_not_interpreted(
+    cluster: postgres.Cluster, app_env: app.AppEnv
+) -> None:
+    """Upper case, a dash and a quote are part of the name; a name PostgreSQL would cut short
+    is refused before anything is created."""
+    template, odd = "Odd-Template", 'Polls-"Trial"; DROP DATABASE polls'
+    postgres.create_app_database(cluster.dsn, cluster.app_dsn.user, template)
+    postgres.fresh_copy(cluster.dsn, cluster.app_dsn.user, template, odd)
+    postgres.fresh_copy(cluster.dsn, cluster.app_dsn.user, template, odd)  # dropped, made anew
+    with closing(replace(cluster.app_dsn, dbname=odd).connect()) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT datname, pg_get_userbyid(datdba) FROM pg_database"
+            " WHERE datname = current_database()"
+        )
+        assert cur.fetchone() == (odd, cluster.app_dsn.user)
+    assert pollsdb.question_ids(cluster.dsn) == [1, 2, 3]  # polls is still there
+    with pytest.raises(StackError, match="is not 1 to 63 bytes without NUL"):
+        postgres.fresh_copy(cluster.dsn, cluster.app_dsn.user, template, "x" * 64)
+    with pytest.raises(StackError, match="is not 1 to 63 bytes without NUL"):
+        postgres.create_app_database(cluster.dsn, cluster.app_dsn.user, "")
 
 
 def _is_dead(conn: psycopg2.extensions.connection) -> bool:
