@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import os
-import resource
+import importlib.util
 from collections.abc import Callable
 from typing import TextIO
 
+from gatewaybench import preflight
 from gatewaybench.errors import GatewaybenchError
 from gatewaybench.servers import REGISTRY
 from gatewaybench.spec import SEED_USERS
 from gatewaybench.stack import nginx, postgres, upstream
-from gatewaybench.stack.app import SAMPLE_APP_DIR, bin_dir, psycopg3_dir
+from gatewaybench.stack.app import bin_dir, psycopg3_dir
 from gatewaybench.stack.net import free_port
 
 
 def _postgres() -> str:
-    bins = postgres.find_binaries()
-    user = postgres.run_as_user()
+    bins, user = preflight.find_postgres()
     runs_as = f"runs as {user}" if user else "runs as you"
     return f"{postgres.server_version(bins)} in {bins.bindir} ({runs_as})"
 
@@ -32,31 +31,19 @@ def _echo_module() -> str:
 
 
 def _python_tools() -> str:
-    missing = [
-        t
-        for t in ["locust", *dict.fromkeys(s.executable for s in REGISTRY.values())]
-        if not os.access(bin_dir() / t, os.X_OK)
-    ]
-    if missing:
-        raise GatewaybenchError(
-            f"missing in {bin_dir()}: {', '.join(missing)}", "run `make install`"
-        )
-    if not (SAMPLE_APP_DIR / "manage.py").is_file():
-        raise GatewaybenchError(f"no sample app at {SAMPLE_APP_DIR}", "use a full checkout")
+    preflight.check_tools(["locust", *(s.executable for s in REGISTRY.values())])
+    preflight.check_sample_app()
     return f"locust and {len(REGISTRY)} servers in {bin_dir()}"
 
 
 def _drivers() -> str:
     """psycopg2 in the environment, psycopg 3 beside it and not in it (see stack/app.py)."""
-    import importlib.util
-
     if importlib.util.find_spec("psycopg") is not None:
         raise GatewaybenchError(
             "psycopg 3 is importable in the harness environment: every cell would run it",
             "pip uninstall psycopg psycopg-binary psycopg-pool (make install puts it apart)",
         )
-    if not (psycopg3_dir() / "psycopg").is_dir():
-        raise GatewaybenchError(f"psycopg 3 is not in {psycopg3_dir()}", "run `make install`")
+    preflight.check_psycopg3()
     return f"psycopg2 in the environment; psycopg 3 apart in {psycopg3_dir()}"
 
 
@@ -65,13 +52,10 @@ def _ports() -> str:
 
 
 def _fd_limit() -> str:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    needed = max(SEED_USERS) * 2 + 256
-    if hard != resource.RLIM_INFINITY and hard < needed:
-        raise GatewaybenchError(
-            f"file-descriptor hard limit {hard} < {needed} needed for {max(SEED_USERS)} users",
-            f"raise it: ulimit -Hn {needed} (or /etc/security/limits.conf)",
-        )
+    # The largest seed step: a run raises the soft limit itself, the hard one must allow it.
+    users = max(SEED_USERS)
+    soft, hard = preflight.check_fd_limit(users)
+    needed = preflight.fds_needed(users)
     return f"file descriptors: soft {soft}, hard {hard} (>= {needed} needed; raised at run time)"
 
 

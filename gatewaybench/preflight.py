@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import resource
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,10 +38,9 @@ class Resolved:
 
 def check(spec: RunSpec) -> Resolved:
     _check_python_tools(spec)
-    pg_bins = postgres.find_binaries()
+    pg_bins, _user = find_postgres()
     nginx_bin = nginx.find_nginx()
     echo_module = upstream.find_echo_module() if _waits_upstream(spec) else None
-    postgres.run_as_user()  # raises if we are root with no unprivileged user
     raise_fd_limit(max(spec.load.users or (2 * calibrate.PROBE_MAX,)))
     ports = {
         "--nginx-port": claim_port("--nginx-port", spec.nginx.port),
@@ -67,37 +67,69 @@ def _waits_upstream(spec: RunSpec) -> bool:
 
 
 def _check_python_tools(spec: RunSpec) -> None:
-    if spec.app.is_sample and not (SAMPLE_APP_DIR / "manage.py").is_file():
-        raise UsageError(f"sample app not found at {SAMPLE_APP_DIR}", "run from a full checkout")
-    if not spec.app.is_sample:
+    if spec.app.is_sample:
+        check_sample_app()
+    else:
         _check_own_app(spec)
-    needed = ["locust", *dict.fromkeys(REGISTRY[c.server].executable for c in spec.cells)]
-    if (
-        any(c.resolved_driver == "psycopg3" for c in spec.cells)
-        and not (psycopg3_dir() / "psycopg").is_dir()
-    ):
+    if any(c.resolved_driver == "psycopg3" for c in spec.cells):
+        check_psycopg3()
+    check_tools(["locust", *(REGISTRY[c.server].executable for c in spec.cells)])
+
+
+# The checks below are also `gatewaybench doctor`'s, so a tool is checked one way.
+
+
+def find_postgres() -> tuple[postgres.Binaries, str | None]:
+    """The server binaries and the user they run as (None: as ourselves); raises when we are root
+    and no unprivileged user exists."""
+    bins = postgres.find_binaries()
+    return bins, postgres.run_as_user()
+
+
+def check_sample_app() -> None:
+    if not (SAMPLE_APP_DIR / "manage.py").is_file():
+        raise UsageError(f"sample app not found at {SAMPLE_APP_DIR}", "run from a full checkout")
+
+
+def check_tools(tools: Iterable[str]) -> None:
+    """Every one of `tools` is an executable in this environment; all missing ones are named."""
+    missing = [t for t in dict.fromkeys(tools) if not os.access(bin_dir() / t, os.X_OK)]
+    if missing:
+        verb = "is" if len(missing) == 1 else "are"
         raise UsageError(
-            f"psycopg 3 is not installed in {psycopg3_dir()} (the pool cells need it)",
-            "run `make install`",
+            f"{', '.join(missing)} {verb} not installed in {bin_dir()}",
+            "run `make install` (or pip install -e .) and use that environment's python",
         )
-    for tool in needed:
-        if not os.access(bin_dir() / tool, os.X_OK):
-            raise UsageError(
-                f"{tool} is not installed in {bin_dir()}",
-                "run `make install` (or pip install -e .) and use that environment's python",
-            )
 
 
-def raise_fd_limit(max_users: int) -> int:
-    """Raise our soft file-descriptor limit to the hard one (children inherit it) and check it."""
-    needed = max_users * FDS_PER_USER + FD_MARGIN
+def check_psycopg3() -> None:
+    """psycopg 3 beside the environment, where only the cells that use it import it."""
+    if not (psycopg3_dir() / "psycopg").is_dir():
+        raise UsageError(
+            f"psycopg 3 is not in {psycopg3_dir()} (the pool cells need it)", "run `make install`"
+        )
+
+
+def fds_needed(max_users: int) -> int:
+    return max_users * FDS_PER_USER + FD_MARGIN
+
+
+def check_fd_limit(max_users: int) -> tuple[int, int]:
+    """The (soft, hard) file-descriptor limits; raises when even the hard one is too low."""
+    needed = fds_needed(max_users)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard != resource.RLIM_INFINITY and hard < needed:
         raise UsageError(
             f"file-descriptor limit {hard} is too low for {max_users} users (needs {needed})",
             f"raise it (ulimit -n {needed}, or limits.conf) or use fewer users",
         )
-    if soft < needed:
+    return soft, hard
+
+
+def raise_fd_limit(max_users: int) -> int:
+    """Raise our soft file-descriptor limit to the hard one (children inherit it) and check it."""
+    soft, hard = check_fd_limit(max_users)
+    if soft < fds_needed(max_users):
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
         soft = hard
     return soft

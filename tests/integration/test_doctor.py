@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gatewaybench import doctor
+from gatewaybench import doctor, preflight
 from gatewaybench.stack import upstream
 
 pytestmark = pytest.mark.integration
@@ -24,7 +24,7 @@ def test_doctor_passes_here() -> None:
 
 
 def test_doctor_names_a_missing_psycopg3(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(doctor, "psycopg3_dir", lambda: tmp_path / "none")
+    monkeypatch.setattr(preflight, "psycopg3_dir", lambda: tmp_path / "none")
     out = io.StringIO()
     assert doctor.run_doctor(out) == 1
     assert "FAIL  database drivers: psycopg 3 is not in" in out.getvalue()

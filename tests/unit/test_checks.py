@@ -1,16 +1,20 @@
-"""nginx cross-check, capacity and repeats, generator autoscaling, log slices."""
+"""nginx cross-check, capacity and repeats, generator autoscaling, log slices, and the tool
+checks preflight and doctor share."""
 
 from __future__ import annotations
 
 import math
+import resource
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from gatewaybench import preflight
 from gatewaybench.analysis.capacity import capacities, capacity_of, estimate
 from gatewaybench.analysis.nginxlog import cross_check, parse_access
 from gatewaybench.analysis.step import StepRow
+from gatewaybench.errors import UsageError
 from gatewaybench.load.autoscale import next_processes
 from gatewaybench.stack.logs import LogMark
 
@@ -96,3 +100,27 @@ def test_log_mark_reads_only_what_came_after(tmp_path: Path) -> None:
     assert mark.since(log) == "during\n"
     assert mark.since(tmp_path / "not-yet.log") == "new file\n"
     assert mark.since(tmp_path / "gone.log") == ""
+
+
+def test_tool_check_names_every_missing_tool_once(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "locust").write_text("#!/bin/sh\n")
+    (tmp_path / "locust").chmod(0o755)
+    (tmp_path / "gunicorn").write_text("not executable\n")
+    monkeypatch.setattr(preflight, "bin_dir", lambda: tmp_path)
+    preflight.check_tools(["locust"])
+    with pytest.raises(UsageError) as info:
+        preflight.check_tools(["locust", "gunicorn", "uvicorn", "gunicorn"])
+    assert info.value.problem == f"gunicorn, uvicorn are not installed in {tmp_path}"
+    assert "make install" in info.value.fix
+
+
+def test_fd_check_reads_the_limits_and_refuses_more_users_than_the_hard_one_allows() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert preflight.check_fd_limit(1) == (soft, hard)
+    if hard == resource.RLIM_INFINITY:
+        pytest.skip("no hard file-descriptor limit to exceed")
+    with pytest.raises(UsageError, match=rf"too low for {hard} users \(needs {2 * hard + 256}\)"):
+        preflight.check_fd_limit(hard)
+    assert resource.getrlimit(resource.RLIMIT_NOFILE) == (soft, hard)  # a check changes nothing
