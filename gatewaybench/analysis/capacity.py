@@ -11,10 +11,9 @@ from typing import Any
 
 import pandas as pd
 
-# Student's t, two-sided 95 %, by degrees of freedom (1..30); beyond that the normal 1.96.
-T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
-         2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
-         2.060, 2.056, 2.052, 2.048, 2.045, 2.042)  # fmt: skip
+from gatewaybench.stats import t_quantile
+
+CONFIDENCE = 0.95  # two-sided, of every interval the tables and reports show
 
 
 @dataclass(frozen=True)
@@ -30,12 +29,13 @@ class Estimate:
 
 
 def estimate(values: list[float]) -> Estimate:
+    """The mean and its Student's t interval at CONFIDENCE (the t-value exact at any n)."""
     n = len(values)
     if n == 0:
         return Estimate(math.nan, math.nan, 0)
     if n == 1:
         return Estimate(values[0], math.nan, 1)
-    t = T_975[n - 2] if n - 1 <= len(T_975) else 1.96
+    t = t_quantile(0.5 + CONFIDENCE / 2, n - 1)
     return Estimate(statistics.fmean(values), t * statistics.stdev(values) / math.sqrt(n), n)
 
 

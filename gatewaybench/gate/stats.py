@@ -16,6 +16,8 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from gatewaybench.stats import t_cdf, t_quantile
+
 # Above this many non-zero differences the Wilcoxon p-value comes from the normal approximation;
 # below it the exact distribution is a few thousand integer additions.
 EXACT_MAX_N = 50
@@ -206,65 +208,3 @@ def mean_upper_bound(d: Sequence[float], confidence: float = 0.95) -> float:
     n = len(d)
     spread = statistics.stdev(d) / math.sqrt(n)
     return statistics.fmean(d) + t_quantile(confidence, n - 1) * spread
-
-
-def t_cdf(t: float, df: float) -> float:
-    """Student's t cumulative distribution, via the regularized incomplete beta function."""
-    if math.isinf(df):
-        return 0.5 * math.erfc(-t / math.sqrt(2))
-    tail = 0.5 * regularized_beta(df / 2, 0.5, df / (df + t * t))
-    return 1 - tail if t >= 0 else tail
-
-
-def t_quantile(p: float, df: float) -> float:
-    """Inverse of t_cdf by bisection (monotone, so 200 halvings reach float precision)."""
-    if not 0 < p < 1:
-        raise ValueError(f"probability must be in (0, 1), got {p}")
-    if p < 0.5:
-        return -t_quantile(1 - p, df)
-    low, high = 0.0, 1.0
-    while t_cdf(high, df) < p:
-        low, high = high, high * 2
-    for _ in range(200):
-        mid = (low + high) / 2
-        if t_cdf(mid, df) < p:
-            low = mid
-        else:
-            high = mid
-    return (low + high) / 2
-
-
-def regularized_beta(a: float, b: float, x: float) -> float:
-    """I_x(a, b) by Lentz's continued fraction (Numerical Recipes' betai)."""
-    if x <= 0:
-        return 0.0
-    if x >= 1:
-        return 1.0
-    log_front = (
-        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
-    )
-    front = math.exp(log_front)
-    # The fraction converges fast only below the mean; above it, use the symmetry relation.
-    if x < (a + 1) / (a + b + 2):
-        return front * _beta_fraction(a, b, x) / a
-    return 1 - front * _beta_fraction(b, a, 1 - x) / b
-
-
-def _beta_fraction(a: float, b: float, x: float) -> float:
-    tiny = 1e-300
-    c, d = 1.0, 1 - (a + b) * x / (a + 1)
-    d = 1 / (d if abs(d) > tiny else tiny)
-    h = d
-    for m in range(1, 500):
-        for numerator in (
-            m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
-            -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1)),
-        ):
-            d = 1 + numerator * d
-            d = 1 / (d if abs(d) > tiny else tiny)
-            c = 1 + numerator / c
-            c = c if abs(c) > tiny else tiny
-            h *= d * c
-        if abs(d * c - 1) < 1e-15:
-            break
-    return h
