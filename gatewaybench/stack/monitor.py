@@ -10,12 +10,13 @@ per process): a few milliseconds of CPU per sample, measured in tests/integratio
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from gatewaybench.stack.procstat import ProcStat, iter_stats
 
 SAMPLE_INTERVAL_S = 1.0
 SAMPLE_FIELDS = ("t", "cpu_s", "rss_bytes", "threads", "processes", "db_clients")
@@ -47,40 +48,8 @@ def is_db_client(title: str, database: str) -> bool:
     return len(parts) >= 3 and parts[0] == "postgres:" and parts[2] == database
 
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
-
-
-@dataclass(frozen=True)
-class ProcStat:
-    """The fields of /proc/<pid>/stat we need: one read per process per sample."""
-
-    pid: int
-    ppid: int
-    cpu_s: float  # utime + stime + cutime + cstime (reaped children included)
-    threads: int
-    rss_bytes: int
-
-
-def read_stat(pid: int) -> ProcStat | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            raw = fh.read().decode("ascii", "replace")
-    except OSError:
-        return None  # gone between listing and reading
-    # The command name (field 2) may contain spaces and parentheses: split after the last ')'.
-    fields = raw[raw.rindex(")") + 2 :].split()
-    ticks = sum(int(f) for f in fields[11:15])  # utime stime cutime cstime (fields 14-17)
-    return ProcStat(pid, int(fields[1]), ticks / CLOCK_TICKS, int(fields[17]),
-                    int(fields[21]) * PAGE_SIZE)  # fmt: skip
-
-
 def all_stats() -> dict[int, ProcStat]:
-    stats = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and (st := read_stat(int(entry))) is not None:
-            stats[st.pid] = st
-    return stats
+    return {st.pid: st for st in iter_stats()}
 
 
 def _owners(stats: dict[int, ProcStat], leaders: Mapping[str, int]) -> dict[int, str]:

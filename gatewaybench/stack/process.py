@@ -20,6 +20,7 @@ from pathlib import Path
 
 from gatewaybench.errors import Interrupted, StackError
 from gatewaybench.signals import checkpoint
+from gatewaybench.stack.procstat import iter_stats
 
 PR_SET_PDEATHSIG = 1
 POLL_INTERVAL_S = 0.1
@@ -39,18 +40,7 @@ def _set_parent_death_signal() -> None:
 
 def group_alive(pgid: int) -> bool:
     """Is any live (not zombie) process still in this process group? Read from /proc."""
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as fh:
-                raw = fh.read().decode("ascii", "replace")
-        except OSError:
-            continue
-        state, _ppid, pgrp = raw[raw.rindex(")") + 2 :].split()[:3]
-        if int(pgrp) == pgid and state not in ("Z", "X"):
-            return True
-    return False
+    return any(st.pgrp == pgid and st.live for st in iter_stats())
 
 
 def tail(path: Path, lines: int = TAIL_LINES) -> str:

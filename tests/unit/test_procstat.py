@@ -1,0 +1,37 @@
+"""/proc/<pid>/stat parsing (gatewaybench.stack.procstat), shared by the monitor and teardown."""
+
+from __future__ import annotations
+
+import os
+
+from gatewaybench.stack import monitor, process
+from gatewaybench.stack.procstat import CLOCK_TICKS, PAGE_SIZE, parse_stat, read_stat
+
+# A stat line as the kernel writes it (proc(5)), for a process named "a) b (c": the name keeps
+# its spaces and parentheses. utime..cstime = 100 + 50 + 7 + 3 ticks, 4 threads, 250 pages.
+LINE = ("4242 (a) b (c) S 17 4240 4240 0 -1 4194560 500 0 0 0 100 50 7 3 20 0 4 0 123 "
+        "104857600 250 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n")  # fmt: skip
+
+
+def test_a_command_name_with_spaces_and_parentheses() -> None:
+    st = parse_stat(LINE)
+    assert (st.pid, st.state, st.ppid, st.pgrp, st.threads) == (4242, "S", 17, 4240, 4)
+    assert st.cpu_s == 160 / CLOCK_TICKS
+    assert st.rss_bytes == 250 * PAGE_SIZE
+    assert st.live
+
+
+def test_zombies_are_not_live() -> None:
+    assert not parse_stat(LINE.replace(") S 17", ") Z 17")).live
+
+
+def test_this_process_reads_as_itself() -> None:
+    st = read_stat(os.getpid())
+    assert st is not None and st.pid == os.getpid() and st.ppid == os.getppid()
+    assert st.pgrp == os.getpgrp() and st.live and st.threads >= 1 and st.rss_bytes > 0
+    assert read_stat(2**22 + 1) is None  # above pid_max's ceiling: never a process
+
+
+def test_monitor_and_teardown_read_the_same_stats() -> None:
+    assert os.getpid() in monitor.all_stats()
+    assert process.group_alive(os.getpgrp())
