@@ -1,20 +1,24 @@
 """Seed-article tables: one metric by server (rows) x users (columns), from steps.csv; then
-capacity and the caveats that apply. Pure text over the run directory's files."""
+capacity and the caveats that apply. The pivot is plain data, shared with the HTML and
+Markdown reports (report/tables.py); the rest is text over the run directory's files."""
 
 from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from gatewaybench.analysis.capacity import capacity_text, estimate
+from gatewaybench.analysis.capacity import Estimate, capacity_text, estimate
 from gatewaybench.analysis.step import STEP_COLUMNS
 
 INVALID_MARK = "*"
 FAILED_CELL = "FAIL"
+NOT_RUN_CELL = "-"
+NO_VALUE = "n/a"
 
 
 def read_steps(run_dir: Path) -> pd.DataFrame:
@@ -29,32 +33,112 @@ def read_steps(run_dir: Path) -> pd.DataFrame:
     return df
 
 
-def _cell(rows: list[dict[Any, Any]], column: str, fmt: str, with_ci: bool) -> str:
-    finished = [r for r in rows if r["status"] == "ok" and not _nan(r[column])]
-    if not finished:
-        return FAILED_CELL
-    est = estimate([float(r[column]) for r in finished])
-    text = est.text(fmt) if with_ci else format(est.mean, fmt)
-    return text + ("" if all(r["valid"] for r in rows) and len(finished) == len(rows) else "*")
+@dataclass(frozen=True)
+class PivotCell:
+    """One server x users cell of a seed table, over the cell's repeats."""
+
+    value: Estimate  # over the repeats that finished with a value (n = 0: none did)
+    failed: bool  # no repeat ran to the end of its window: there is nothing to show
+    invalid: bool  # a repeat is invalid or failed: the value is marked, never shown plain
+    reasons: str  # why, from each such repeat's invalid_reason
+    fail_pct: float  # mean failure % of the finished repeats (NaN: none finished)
+
+    def text(self, fmt: str, with_ci: bool) -> str:
+        if self.failed:
+            return FAILED_CELL
+        if self.value.n == 0:
+            number = NO_VALUE
+        else:
+            number = self.value.text(fmt) if with_ci else format(self.value.mean, fmt)
+        return number + (INVALID_MARK if self.invalid else "")
+
+
+@dataclass(frozen=True)
+class Pivot:
+    """One metric by server (rows, in run order) x users (columns, ascending): the data of a
+    seed table, whatever renders it, so every renderer marks the same cells."""
+
+    servers: list[str]
+    users: list[int]
+    cells: dict[tuple[str, int], PivotCell]
+    repeats: int  # the most repeats any cell has
+
+    def cell(self, server: str, users: int) -> PivotCell | None:
+        """None: no step ran for this server at this many users."""
+        return self.cells.get((server, users))
+
+    def text(self, server: str, users: int, fmt: str, with_ci: bool) -> str:
+        cell = self.cell(server, users)
+        return NOT_RUN_CELL if cell is None else cell.text(fmt, with_ci)
+
+    def caption_suffix(self, with_ci: bool) -> str:
+        if self.repeats < 2:
+            return ""
+        return f" (mean of {self.repeats} repeats{' ± 95% CI' if with_ci else ''})"
+
+    def legend(self) -> list[str]:
+        """What the marks in this table mean; only the marks it shows."""
+        cells = self.cells.values()
+        out = []
+        if any(c.invalid and not c.failed for c in cells):
+            reason = "the reason is in the caveats and in steps.csv"
+            out.append(f"{INVALID_MARK} invalid step ({reason})")
+        if any(c.failed for c in cells):
+            out.append(f"{FAILED_CELL}: the step did not run to the end of its window")
+        return out
+
+
+def pivot(df: pd.DataFrame, column: str) -> Pivot:
+    """The seed-table pivot of steps.csv's `column` (see read_steps)."""
+    groups: dict[tuple[str, int], list[dict[Any, Any]]] = {}
+    for rec in df.to_dict("records"):
+        groups.setdefault((str(rec["server"]), int(rec["users"])), []).append(rec)
+    return Pivot(
+        servers=[str(s) for s in dict.fromkeys(df["server"])],
+        users=sorted({int(u) for u in df["users"]}),
+        cells={key: _pivot_cell(rows, column) for key, rows in groups.items()},
+        repeats=max((len(rows) for rows in groups.values()), default=0),
+    )
+
+
+def _pivot_cell(rows: list[dict[Any, Any]], column: str) -> PivotCell:
+    finished = [r for r in rows if r["status"] == "ok"]
+    fail_pcts = [float(r["fail_pct"]) for r in finished if not _nan(r["fail_pct"])]
+    flawed = [r for r in rows if r["status"] != "ok" or not r["valid"]]
+    prefix = len(rows) > 1  # name the repeat when there are several
+    reasons = [
+        f"{'repeat ' + str(r['repeat']) + ': ' if prefix else ''}{_text(r['invalid_reason'])}"
+        for r in flawed
+    ]
+    return PivotCell(
+        value=estimate([float(r[column]) for r in finished if not _nan(r[column])]),
+        failed=not finished,
+        invalid=bool(flawed),
+        reasons="; ".join(r for r in reasons if r),
+        fail_pct=estimate(fail_pcts).mean,
+    )
 
 
 def _nan(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
+def _text(value: Any) -> str:
+    return "" if _nan(value) else str(value)
+
+
 def pivot_text(df: pd.DataFrame, column: str, title: str, fmt: str, with_ci: bool = False) -> str:
-    """A fixed-width table; invalid steps are marked, failed steps say FAIL, never averaged."""
-    servers = list(dict.fromkeys(df["server"]))
-    users = sorted({int(u) for u in df["users"]})
-    groups: dict[tuple[str, int], list[dict[Any, Any]]] = {}
-    for rec in df.to_dict("records"):
-        groups.setdefault((str(rec["server"]), int(rec["users"])), []).append(rec)
-    cells = {key: _cell(rows, column, fmt, with_ci) for key, rows in groups.items()}
-    width = max([len(s) for s in servers] + [len("server")])
-    col = max([len(c) for c in cells.values()] + [len(str(u)) for u in users] + [6])
-    lines = [title, f"{'server':<{width}}" + "".join(f" {u:>{col}}" for u in users)]
-    for server in servers:
-        row = "".join(f" {cells.get((server, u), '-'):>{col}}" for u in users)
+    """A fixed-width table of pivot(df, column), its marks explained by seed_tables."""
+    p = pivot(df, column)
+    texts = {key: cell.text(fmt, with_ci) for key, cell in p.cells.items()}
+    width = max([len(s) for s in p.servers] + [len("server")])
+    col = max([len(t) for t in texts.values()] + [len(str(u)) for u in p.users] + [6])
+    lines = [
+        title + p.caption_suffix(with_ci),
+        f"{'server':<{width}}" + "".join(f" {u:>{col}}" for u in p.users),
+    ]
+    for server in p.servers:
+        row = "".join(f" {p.text(server, u, fmt, with_ci):>{col}}" for u in p.users)
         lines.append(f"{server:<{width}}{row}")
     return "\n".join(lines)
 
@@ -62,18 +146,12 @@ def pivot_text(df: pd.DataFrame, column: str, title: str, fmt: str, with_ci: boo
 def seed_tables(df: pd.DataFrame) -> str:
     if df.empty:
         return "no steps finished"
-    repeats = int(df["repeat"].max()) if "repeat" in df else 1
-    suffix = f" (mean of {repeats} repeats ± 95% CI)" if repeats > 1 else ""
     parts = [
-        pivot_text(df, "fail_pct", "Failure % by server x users" + suffix, ".1f"),
-        pivot_text(df, "rps", "Requests/sec by server x users" + suffix, ".1f", with_ci=True),
+        pivot_text(df, "fail_pct", "Failure % by server x users", ".1f"),
+        pivot_text(df, "rps", "Requests/sec by server x users", ".1f", with_ci=True),
     ]
-    footer = []
-    if not df["valid"].all():
-        footer.append(f"{INVALID_MARK} invalid step (see invalid_reason in steps.csv)")
-    if (df["status"] != "ok").any():
-        footer.append(f"{FAILED_CELL}: the step did not run to the end of its window")
-    return "\n\n".join(parts) + ("\n" + "\n".join(footer) if footer else "")
+    legend = pivot(df, "rps").legend()  # the marks do not depend on the metric
+    return "\n\n".join(parts) + ("\n" + "\n".join(legend) if legend else "")
 
 
 def caveats(df: pd.DataFrame) -> list[str]:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from gatewaybench.analysis.capacity import estimate
+from gatewaybench.analysis.tables import NOT_RUN_CELL, PivotCell, pivot
 
 SEVERITY_LIMITS = (0.0, 1.0, 5.0, 20.0)  # failure %: s0 = none ... s4 = 20 % and more
 
@@ -49,34 +49,28 @@ def _text(value: Any) -> str:
 
 def seed_table(steps: pd.DataFrame, column: str, caption: str, fmt: str,
                coloured: bool = False) -> Table:  # fmt: skip
-    """server (rows) x users (columns); invalid cells marked; repeats averaged, and said so."""
-    users = sorted({int(u) for u in steps["users"]})
-    table = Table(caption, ["server", *[str(u) for u in users]])
-    for server in dict.fromkeys(steps["server"]):
-        cells = [Cell(str(server), "rowhead")]
-        for u in users:
-            rows = steps[(steps["server"] == server) & (steps["users"] == u)]
-            cells.append(_seed_cell(rows, column, fmt, coloured))
+    """server (rows) x users (columns) from analysis.tables.pivot, the terminal's pivot: the same
+    cells marked invalid or FAIL; repeats averaged, and the caption says so."""
+    p = pivot(steps, column)
+    table = Table(caption + p.caption_suffix(with_ci=False), ["server", *map(str, p.users)])
+    for server in p.servers:
+        cells = [Cell(server, "rowhead")]
+        cells += [_seed_cell(p.cell(server, u), fmt, coloured) for u in p.users]
         table.rows.append(cells)
-    if not steps["valid"].all():
-        table.note = "* invalid step (the reason is in the caveats and in steps.csv)"
+    table.note = " ".join(p.legend())
     return table
 
 
-def _seed_cell(rows: pd.DataFrame, column: str, fmt: str, coloured: bool) -> Cell:
-    if rows.empty:
-        return Cell("")
-    finished = rows[rows["status"] == "ok"]
-    if finished.empty:
-        return Cell("FAIL", "failed", "; ".join(map(str, rows["invalid_reason"].fillna(""))))
-    value = estimate([float(v) for v in finished[column]])
-    text = _number(value.mean, fmt)
-    invalid = rows[~rows["valid"]]
-    css = severity(float(finished["fail_pct"].mean())) if coloured else ""
-    if invalid.empty:
-        return Cell(text, css)
-    reasons = "; ".join(str(r) for r in invalid["invalid_reason"].fillna(""))
-    return Cell(text + "*", f"{css} invalid".strip(), reasons)
+def _seed_cell(cell: PivotCell | None, fmt: str, coloured: bool) -> Cell:
+    if cell is None:
+        return Cell(NOT_RUN_CELL)
+    text = cell.text(fmt, with_ci=False)
+    if cell.failed:
+        return Cell(text, "failed", cell.reasons)
+    css = severity(cell.fail_pct) if coloured else ""
+    if cell.invalid:
+        return Cell(text, f"{css} invalid".strip(), cell.reasons)
+    return Cell(text, css)
 
 
 def records_table(df: pd.DataFrame, columns: list[tuple[str, str, str]], caption: str) -> Table:
