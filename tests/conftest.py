@@ -1,13 +1,10 @@
-"""Shared helpers: leftover detection for tests that start real processes."""
+"""Shared helpers: leftover detection for tests that start real processes, golden files.
+(Starting the harness itself: tests/harness.py.)"""
 
 from __future__ import annotations
 
-import csv
 import os
-import subprocess
-import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -76,28 +73,3 @@ def check_golden(name: str, text: str) -> None:
         path.write_text(text)
     assert path.is_file(), f"no golden file {path}; run with GATEWAYBENCH_UPDATE_GOLDEN=1"
     assert text == path.read_text(), f"{name} differs from its golden file"
-
-
-@dataclass(frozen=True)
-class Bench:
-    """A finished `gatewaybench run`: its run directory, steps.csv rows, stderr and stdout."""
-
-    run_dir: Path
-    rows: list[dict[str, str]]
-    stderr: str
-    stdout: str = ""
-
-
-def run_bench(reports: Path, *args: str, timeout_s: float = 600) -> Bench:
-    """`gatewaybench run ARGS` in a child process, which must succeed and leave nothing
-    running; its stderr is shown when it does not."""
-    out = subprocess.run(
-        [sys.executable, "-m", "gatewaybench", "run", "--reports-dir", str(reports), *args],
-        cwd=REPO, capture_output=True, text=True, timeout=timeout_s, check=False,
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr[-4000:]
-    run_dir = Path(out.stdout.strip().splitlines()[-1])
-    with (run_dir / "steps.csv").open() as fh:
-        rows = list(csv.DictReader(fh))
-    assert_nothing_left(str(run_dir))
-    return Bench(run_dir, rows, out.stderr, out.stdout)

@@ -6,15 +6,13 @@ import csv
 import json
 import os
 import signal
-import subprocess
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, assert_nothing_left
+from tests.conftest import assert_nothing_left
+from tests.harness import run_bench, run_dir_of, start, step_rows, wait_for_path
 
 pytestmark = pytest.mark.e2e
 
@@ -24,21 +22,6 @@ OTHERS = ("gunicorn-gthread+pool", "gunicorn-uvicorn+async", "granian-wsgi+persi
           "granian-asgi+async+pool")  # fmt: skip
 # Short steps: nothing here depends on a steady state (no rates or latencies are judged).
 TINY = ["--users", "4,8", "--ramp", "1", "--warmup", "1", "--window", "2", "--workers", "2"]
-
-
-def _bench(reports: Path, *extra: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "gatewaybench", "run", *TINY, "--reports-dir", str(reports), *extra],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def _rows(run_dir: Path) -> list[dict[str, str]]:
-    with (run_dir / "steps.csv").open() as fh:
-        return list(csv.DictReader(fh))
 
 
 @dataclass(frozen=True)
@@ -56,12 +39,9 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> Run:
     checked in test_waits.py, test_crash.py and test_calibrate.py.)"""
     reports = tmp_path_factory.mktemp("bench")
     cells = ",".join(SERVERS + OTHERS)
-    proc = _bench(reports, "--label", "e2e", "--cells", cells, "--users", "4", "--threads", "2")
-    out, err = proc.communicate(timeout=600)
-    assert proc.returncode == 0, err[-3000:]
-    run_dir = Path(out.strip().splitlines()[-1])
-    assert_nothing_left(str(run_dir))
-    return Run(reports, out, run_dir, _rows(run_dir))
+    run = run_bench(reports, *TINY, "--label", "e2e", "--cells", cells, "--users", "4",
+                    "--threads", "2", timeout_s=600)  # fmt: skip
+    return Run(reports, run.stdout, run.run_dir, run.rows)
 
 
 def test_tiny_bench_end_to_end(bench: Run) -> None:
@@ -153,27 +133,25 @@ def test_interrupt_mid_run_keeps_finished_steps_and_leaves_nothing(
 ) -> None:
     # Many steps after the first: the signal must land mid-run even if this test is slow to
     # notice the first row (the run ends at the signal, so they cost nothing).
-    proc = _bench(tmp_path, "--servers", "gunicorn,uvicorn", "--label", "intr",
-                  "--users", "4,8,12,16,20")  # fmt: skip
-    deadline = time.monotonic() + 300
-    run_dir: Path | None = None
-    while time.monotonic() < deadline:
-        dirs = [p for p in tmp_path.iterdir() if p.name.endswith("-intr")]
-        if dirs and (dirs[0] / "steps.csv").is_file() and _rows(dirs[0]):
-            run_dir = dirs[0]
-            break
-        assert proc.poll() is None, proc.communicate()[1][-3000:]
-        time.sleep(0.2)
-    assert run_dir is not None, "no step finished in time"
-    os.kill(proc.pid, sig)
-    sent_after = len(_rows(run_dir))
-    out, err = proc.communicate(timeout=120)
+    args = [*TINY, "--servers", "gunicorn,uvicorn", "--label", "intr", "--users", "4,8,12,16,20"]
+    with start("run", *args, reports=tmp_path) as proc:
+        steps_csv = wait_for_path(
+            tmp_path,
+            "*-intr/steps.csv",
+            proc,
+            timeout_s=300,
+            ready=lambda p: bool(step_rows(p.parent)),
+        )
+        run_dir = steps_csv.parent
+        os.kill(proc.pid, sig)
+        sent_after = len(step_rows(run_dir))
+        out, err = proc.communicate(timeout=120)
     assert proc.returncode == code, err[-3000:]
-    assert out.strip().splitlines()[-1] == str(run_dir)
+    assert run_dir_of(out) == run_dir
     manifest = json.loads((run_dir / "manifest.json").read_text())
     # A signal lost in a finaliser must still end the run (gatewaybench.signals.checkpoint).
     assert manifest["status"] == "interrupted", (sent_after, err[-3000:])
-    assert len(_rows(run_dir)) <= sent_after + 1, "at most the step under way finishes"
+    assert len(step_rows(run_dir)) <= sent_after + 1, "at most the step under way finishes"
     assert "is interrupted" in (run_dir / "summary.md").read_text()  # the report says so
-    assert len(_rows(run_dir)) >= 1  # the step that finished before the signal is kept
+    assert len(step_rows(run_dir)) >= 1  # the step that finished before the signal is kept
     assert_nothing_left(str(run_dir))

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from gatewaybench.load import calibrate
-from tests.conftest import REPO, assert_nothing_left, run_bench
+from tests.conftest import assert_nothing_left
+from tests.harness import run, run_bench, run_dir_of
 
 pytestmark = pytest.mark.e2e
 
@@ -19,15 +18,14 @@ pytestmark = pytest.mark.e2e
 def test_users_auto_probes_then_runs_steps_bracketing_the_knee(tmp_path: Path) -> None:
     # A tight SLO puts the knee near 10 users (one user's p95 is 15-25 ms here, 40 users' over
     # 50), so the search stays short; two steps show the run takes the steps it chose.
-    argv = [
-        sys.executable, "-m", "gatewaybench", "run", "--servers", "gunicorn",
+    out = run(
+        "run", "--servers", "gunicorn",
         "--users", "auto", "--auto-steps", "2", "--slo-ms", "40",
         "--ramp", "1", "--warmup", "1", "--window", "2",
-        "--workers", "2", "--reports-dir", str(tmp_path), "--label", "auto",
-    ]  # fmt: skip
-    out = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
-    assert out.returncode == 0, out.stderr[-3000:]
-    run_dir = Path(out.stdout.strip().splitlines()[-1])
+        "--workers", "2", "--label", "auto", reports=tmp_path, timeout_s=600,
+    )  # fmt: skip
+    assert out.code == 0, out.stderr[-3000:]
+    run_dir = run_dir_of(out.stdout)
     manifest = json.loads((run_dir / "manifest.json").read_text())
     probes = manifest["calibration"]["gunicorn"]["probes"]
     knee = manifest["calibration"]["gunicorn"]["knee_users"]

@@ -16,7 +16,6 @@ import os
 import secrets
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,7 +30,8 @@ from gatewaybench.compose.model import Healthcheck, Service
 from gatewaybench.errors import StackError
 from gatewaybench.stack.net import free_port
 from gatewaybench.stack.verify import verify_scenario
-from tests.conftest import REPO, assert_nothing_left, run_bench
+from tests.conftest import REPO, assert_nothing_left
+from tests.harness import run_bench, start, wait_for_path
 
 pytestmark = pytest.mark.e2e
 
@@ -131,37 +131,19 @@ def _assert_project_gone(project: str) -> None:
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_mid_step_leaves_nothing_behind(tmp_path: Path, sig: signal.Signals) -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gatewaybench", "run", "--reports-dir", str(tmp_path),
-         "--backend", "compose", "--servers", "gunicorn", "--users", "5,10", "--ramp", "1",
-         "--warmup", "2", "--window", "30"],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        step_dir = _await_path(tmp_path, "*/raw/gunicorn/r1/u5", proc, timeout_s=240)
+    args = ["--backend", "compose", "--servers", "gunicorn", "--users", "5,10", "--ramp", "1",
+            "--warmup", "2", "--window", "30"]  # fmt: skip
+    with start("run", *args, reports=tmp_path) as proc:
+        step_dir = wait_for_path(tmp_path, "*/raw/gunicorn/r1/u5", proc, timeout_s=240, poll_s=0.5)
         time.sleep(5)  # Locust's containers are running: well inside the first step
         proc.send_signal(sig)
         _out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     assert proc.returncode == 128 + sig, err[-3000:]
     run_dir = step_dir.parents[3]
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["status"] == "interrupted"
     _assert_project_gone(manifest["resolved"]["compose_project"])
     assert_nothing_left(str(run_dir))
-
-
-def _await_path(root: Path, pattern: str, proc: subprocess.Popen[str], timeout_s: float) -> Path:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = sorted(root.glob(pattern))
-        if found:
-            return found[0]
-        assert proc.poll() is None, proc.communicate()[1][-3000:]
-        time.sleep(0.5)
-    raise AssertionError(f"no {pattern} under {root} after {timeout_s} s")
 
 
 # Tests on the module's own engine service last: it is a child of this process, which the

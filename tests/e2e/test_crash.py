@@ -8,33 +8,21 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import psutil
 import pytest
 
-from tests.conftest import REPO, assert_nothing_left
+from tests.conftest import assert_nothing_left
+from tests.harness import announced_run_dir, start, wait_for_path
 
 pytestmark = pytest.mark.e2e
 
 
-def _wait_for(path: Path, proc: subprocess.Popen[str], timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not path.exists():
-        assert proc.poll() is None, "the harness ended before the step began"
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.1)
+def _into_step(run_dir: Path, step: str, proc: subprocess.Popen[str]) -> None:
+    wait_for_path(run_dir, step, proc, timeout_s=120, poll_s=0.1)
     time.sleep(2)  # into the step's ramp-up
-
-
-def _run_dir(proc: subprocess.Popen[str]) -> Path:
-    assert proc.stderr is not None
-    for line in proc.stderr:
-        if line.startswith("gatewaybench: run directory "):
-            return Path(line.split("run directory ", 1)[1].strip())
-    raise AssertionError("no run directory announced")
 
 
 def _child_running(harness: int, name: str) -> psutil.Process:
@@ -45,23 +33,20 @@ def _child_running(harness: int, name: str) -> psutil.Process:
 
 
 def test_postgres_and_app_crashes_fail_their_cells_and_the_matrix_goes_on(tmp_path: Path) -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gatewaybench", "run", "--servers", "gunicorn,uvicorn,hypercorn",
-         "--users", "4,8", "--ramp", "1", "--warmup", "1", "--window", "4", "--workers", "2",
-         "--reports-dir", str(tmp_path)],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    run_dir = _run_dir(proc)
-    # PostgreSQL dies under gunicorn's first step (an immediate shutdown: the postmaster and
-    # every backend exit at once, as in a crash, but its shared memory is released).
-    _wait_for(run_dir / "raw" / "gunicorn" / "r1" / "u4", proc)
-    manifest = json.loads((run_dir / "manifest.json").read_text())
-    pid_file = Path(manifest["resolved"]["postgres_data_dir"]) / "postmaster.pid"
-    os.kill(int(pid_file.read_text().split()[0]), signal.SIGQUIT)
-    # uvicorn is killed outright during its first step.
-    _wait_for(run_dir / "raw" / "uvicorn" / "r1" / "u4", proc)
-    _child_running(proc.pid, "uvicorn").kill()
-    _out, err = proc.communicate(timeout=300)
+    args = ["--servers", "gunicorn,uvicorn,hypercorn", "--users", "4,8", "--ramp", "1",
+            "--warmup", "1", "--window", "4", "--workers", "2"]  # fmt: skip
+    with start("run", *args, reports=tmp_path) as proc:
+        run_dir = announced_run_dir(proc)
+        # PostgreSQL dies under gunicorn's first step (an immediate shutdown: the postmaster and
+        # every backend exit at once, as in a crash, but its shared memory is released).
+        _into_step(run_dir, "raw/gunicorn/r1/u4", proc)
+        manifest = json.loads((run_dir / "manifest.json").read_text())
+        pid_file = Path(manifest["resolved"]["postgres_data_dir"]) / "postmaster.pid"
+        os.kill(int(pid_file.read_text().split()[0]), signal.SIGQUIT)
+        # uvicorn is killed outright during its first step.
+        _into_step(run_dir, "raw/uvicorn/r1/u4", proc)
+        _child_running(proc.pid, "uvicorn").kill()
+        _out, err = proc.communicate(timeout=300)
     assert proc.returncode == 1, err[-3000:]
 
     with (run_dir / "steps.csv").open() as fh:

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, assert_nothing_left
+from tests.harness import Finished, run, run_dir_of
 
 pytestmark = pytest.mark.e2e
 
@@ -32,7 +33,7 @@ def _git(*args: str) -> str:
 
 @dataclass(frozen=True)
 class Gate:
-    out: subprocess.CompletedProcess[str]
+    out: Finished
     gate_dir: Path
     head: str  # the commit HEAD named when the gate ran
     worktrees_before: str  # `git worktree list` before the gate
@@ -44,14 +45,13 @@ def gate(tmp_path_factory: pytest.TempPathFactory) -> Gate:
     reports = tmp_path_factory.mktemp("gate")
     head = _git("rev-parse", "HEAD")
     worktrees_before = _git("worktree", "list", "--porcelain")
-    argv = [
-        sys.executable, "-m", "gatewaybench", "gate", "--base", "HEAD", "--cand", str(SLOWER),
+    out = run(
+        "gate", "--base", "HEAD", "--cand", str(SLOWER),
         "--blocks", "1", "--no-rerun", "--users", "20,40", "--window", "5", "--warmup", "1",
-        "--ramp", "1", "--workers", "2", "--reports-dir", str(reports),
-    ]  # fmt: skip
-    out = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=1500, check=False)
-    assert out.returncode == 3, out.stdout[-2000:] + out.stderr[-3000:]  # 2 pairs: no verdict
-    gate_dir = Path(out.stdout.strip().splitlines()[-1])
+        "--ramp", "1", "--workers", "2", reports=reports, timeout_s=1500,
+    )  # fmt: skip
+    assert out.code == 3, out.stdout[-2000:] + out.stderr[-3000:]  # 2 pairs: no verdict
+    gate_dir = run_dir_of(out.stdout)
     assert_nothing_left(str(gate_dir))
     return Gate(out, gate_dir, head, worktrees_before)
 
@@ -112,9 +112,8 @@ def test_a_tiny_gate_runs_abba_trials_and_writes_every_output(gate: Gate) -> Non
 
 
 def test_gate_refuses_a_side_it_cannot_resolve(tmp_path: Path) -> None:
-    argv = [sys.executable, "-m", "gatewaybench", "gate", "--base", ".", "--cand",
-            "no-such-ref-anywhere", "--reports-dir", str(tmp_path / "r")]  # fmt: skip
-    out = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=60, check=False)
-    assert out.returncode == 2
+    out = run("gate", "--base", ".", "--cand", "no-such-ref-anywhere", reports=tmp_path / "r",
+              timeout_s=60)  # fmt: skip
+    assert out.code == 2
     assert "is not '.', a .toml file, env:PATH or a git ref" in out.stderr
     assert not (tmp_path / "r").exists()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_bench
+from tests.harness import run_bench
 
 pytestmark = pytest.mark.e2e
 

@@ -5,13 +5,12 @@ repeats its matrix (servers interleaved, mean ± CI) with Locust's own master/wo
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, Bench, run_bench
+from tests.conftest import REPO
+from tests.harness import Bench, run, run_bench
 
 pytestmark = pytest.mark.e2e
 
@@ -78,12 +77,11 @@ def test_repeat_with_two_locust_processes(own: Bench) -> None:
 
 
 def test_own_app_without_an_asgi_target_is_refused_for_asgi_servers(tmp_path: Path) -> None:
-    argv = [
-        sys.executable, "-m", "gatewaybench", "run", "--app-dir", str(APP),
+    out = run(
+        "run", "--app-dir", str(APP),
         "--wsgi", "tinysite.wsgi:application", "--locustfile", str(APP / "locustfile.py"),
-        "--servers", "uvicorn", "--reports-dir", str(tmp_path / "r"),
-    ]  # fmt: skip
-    out = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=60, check=False)
-    assert out.returncode == 2
+        "--servers", "uvicorn", reports=tmp_path / "r", timeout_s=60,
+    )  # fmt: skip
+    assert out.code == 2
     assert "uvicorn is ASGI but --asgi is not given" in out.stderr
     assert not (tmp_path / "r").exists()
