@@ -11,12 +11,16 @@ from typing import Any
 
 from gatewaybench.analysis.histogram import Histogram
 from gatewaybench.analysis.series import value_at
+from gatewaybench.errors import StackError
+from gatewaybench.results.schema import schema_problem
 
 TASK_KEY = "__task__"  # must match loadtests.recording.TASK_KEY
 THINK_KEY = "__think__"  # must match loadtests.recording.THINK_KEY
 PSEUDO_KEYS = (TASK_KEY, THINK_KEY)  # not requests: iterations, and think times
 UPLOAD_KEY = "POST /polls/upload/ (slow)"  # must match loadtests.slowupload.UPLOAD_NAME
 CONTROL_ROLES = ("local", "master")  # processes whose timeline defines the step
+# The record files' schema versions this code reads (loadtests.recording.SCHEMA_VERSION writes).
+RECORD_VERSIONS = range(1, 2)
 
 
 @dataclass
@@ -140,8 +144,13 @@ class StepRecords:
 
 
 def read_step_records(directory: Path) -> StepRecords:
-    """All complete record files of a step; a missing directory yields an empty result."""
+    """All complete record files of a step; a missing directory yields an empty result. A record
+    of a schema version this code does not read is refused (StackError), never misread."""
     records = StepRecords()
     for path in sorted(directory.glob("record-*.json")):
-        records.processes.append(ProcessRecord.from_json(json.loads(path.read_text())))
+        data = json.loads(path.read_text())
+        problem = schema_problem(str(path), data, RECORD_VERSIONS)
+        if problem is not None:
+            raise StackError(problem, "run the load generator (loadtests/) of this gatewaybench")
+        records.processes.append(ProcessRecord.from_json(data))
     return records

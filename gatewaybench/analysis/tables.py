@@ -4,7 +4,6 @@ Markdown reports (report/tables.py); the rest is text over the run directory's f
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +13,8 @@ import pandas as pd
 
 from gatewaybench.analysis.capacity import Estimate, capacity_text, estimate
 from gatewaybench.analysis.step import STEP_COLUMNS
+from gatewaybench.results.rundir import STEPS_CSV
+from gatewaybench.results.schema import read_manifest
 
 INVALID_MARK = "*"
 FAILED_CELL = "FAIL"
@@ -22,7 +23,7 @@ NO_VALUE = "n/a"
 
 
 def read_steps(run_dir: Path) -> pd.DataFrame:
-    df = pd.read_csv(run_dir / "steps.csv")
+    df = pd.read_csv(run_dir / STEPS_CSV)
     if "repeat" not in df:  # run directories from before repeats existed
         df["repeat"] = 1
     for column in STEP_COLUMNS:  # columns added since the run was made read as missing
@@ -178,7 +179,7 @@ def run_summary(run_dir: Path) -> str:
     df = read_steps(run_dir)
     if df.empty:
         return "no steps finished"
-    spec = json.loads((run_dir / "manifest.json").read_text()).get("spec", {})
+    spec = read_manifest(run_dir).get("spec", {})
     limits = spec.get("thresholds", {"slo_ms": 1000.0, "fail_pct": 1.0})
     load = spec.get("load", {})
     ramp, warmup, window = (f"{float(load.get(k, math.nan)):g}" for k in

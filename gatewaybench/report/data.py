@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,8 +11,8 @@ import pandas as pd
 from gatewaybench.analysis.capacity import Capacity, capacities
 from gatewaybench.analysis.tables import read_steps
 from gatewaybench.errors import UsageError
-
-REQUIRED = ("manifest.json", "steps.csv")
+from gatewaybench.results.rundir import FAILURES_CSV, RESOURCES_CSV, STEPS_CSV
+from gatewaybench.results.schema import read_manifest
 
 
 @dataclass
@@ -56,20 +55,20 @@ def _optional_csv(path: Path) -> pd.DataFrame:
 
 
 def load_run(path: Path) -> RunData:
-    """A run directory, or a UsageError naming what is missing or malformed."""
-    for name in REQUIRED:
-        if not (path / name).is_file():
-            raise UsageError(
-                f"{path} is not a run directory (no {name})",
-                "pass a directory under reports/, e.g. reports/latest",
-            )
-    try:
-        manifest = json.loads((path / "manifest.json").read_text())
-        steps = read_steps(path)
-    except (json.JSONDecodeError, pd.errors.ParserError, KeyError, ValueError) as exc:
+    """A run directory, or a UsageError naming what is missing, malformed or of a schema
+    version this gatewaybench does not read."""
+    manifest = read_manifest(path)
+    if not (path / STEPS_CSV).is_file():
         raise UsageError(
-            f"{path} has a malformed manifest.json or steps.csv ({type(exc).__name__})",
-            "re-run the bench or restore the files",
+            f"{path} is not a run directory (no {STEPS_CSV})",
+            "pass a directory under reports/, e.g. reports/latest",
+        )
+    try:
+        steps = read_steps(path)
+    except (pd.errors.ParserError, KeyError, ValueError) as exc:
+        raise UsageError(
+            f"{path} has a malformed {STEPS_CSV} ({type(exc).__name__})",
+            "re-run the bench or restore the file",
         ) from None
-    return RunData(path, manifest, steps, _optional_csv(path / "failures.csv"),
-                   _optional_csv(path / "resources.csv"))  # fmt: skip
+    return RunData(path, manifest, steps, _optional_csv(path / FAILURES_CSV),
+                   _optional_csv(path / RESOURCES_CSV))  # fmt: skip

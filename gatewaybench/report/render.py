@@ -24,6 +24,9 @@ from gatewaybench.report.verdict import run_crossover, verdict
 from gatewaybench.results.files import write_atomic
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
+# results.json's own layout, for readers outside gatewaybench (nothing here reads it back):
+# bumped, like the run directory's (results/schema.py), when a key is removed, renamed or
+# changes meaning; a key added needs no bump.
 RESULTS_SCHEMA_VERSION = 1
 
 FAILURE_COLUMNS = [

@@ -20,9 +20,8 @@ from gatewaybench.analysis.resources import RESOURCE_COLUMNS, ResourceRow
 from gatewaybench.analysis.step import STEP_COLUMNS, StepRow
 from gatewaybench.errors import UsageError
 from gatewaybench.results.files import write_csv, write_json
+from gatewaybench.results.schema import MANIFEST, SCHEMA_VERSION
 
-SCHEMA_VERSION = 1
-MANIFEST = "manifest.json"
 STEPS_CSV = "steps.csv"
 FAILURES_CSV = "failures.csv"
 RESOURCES_CSV = "resources.csv"

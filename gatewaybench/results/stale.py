@@ -9,7 +9,6 @@ whose harness is still alive (a concurrent run) is left alone: we never touch wh
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import re
 import shutil
@@ -19,7 +18,9 @@ from typing import Any
 
 import psutil
 
+from gatewaybench.errors import UsageError
 from gatewaybench.results.files import write_json
+from gatewaybench.results.schema import read_manifest
 
 OWNED_TEMP_PREFIXES = ("gatewaybench-pg-", "gatewaybench-pgdata-", "gatewaybench-nginx-")
 TEMP_RE = re.compile(r"^gatewaybench-(?:pg|pgdata|nginx)-(\d+)-")
@@ -81,9 +82,9 @@ def recover_stale_runs(reports_dir: Path) -> list[str]:
         if run_dir.is_symlink():
             continue  # reports/latest
         try:
-            manifest = json.loads(manifest_path.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
+            manifest = read_manifest(run_dir)
+        except UsageError:
+            continue  # unreadable, or another version's layout: not ours to clean up
         if manifest.get("status") != "running" or _alive(manifest.get("harness", {})):
             continue
         for path in _owned_leftovers(run_dir, manifest):

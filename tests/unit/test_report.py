@@ -115,5 +115,5 @@ def test_report_refuses_a_malformed_run_directory(
     (tmp_path / "steps.csv").write_text("server,users\n")
     assert cli.main(["report", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert "malformed manifest.json or steps.csv" in err and len(err.strip().splitlines()) == 1
+    assert "malformed manifest.json (JSONDecodeError)" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "report.html").exists()
