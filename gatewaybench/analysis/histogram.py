@@ -1,7 +1,12 @@
-"""A sparse latency histogram: microsecond values at 3 significant digits -> counts.
+"""A sparse latency histogram: recorded latencies in whole microseconds -> counts.
 
-The same precision as HdrHistogram with 3 significant digits; kept as a plain mapping so that
-merging steps, processes or runs is addition and the on-disk form is readable JSON.
+A recorded value stands for the latencies of its bucket: in Locust's records, the value
+loadtests/recording.py's bucket_us gave (its docstring states the bound); from nginx's access
+log, the whole millisecond nginx wrote (analysis/nginxlog.py). Every figure computed here
+(percentiles, mean, max, counts above a threshold) is computed over recorded values and is no
+more precise than they are. The keys are values, not bucket indices: merging seconds, processes,
+steps or runs is addition whatever bucketing recorded each part, and the on-disk form (the
+"hist" of raw/**/record-*.json, the "counts" of window-histogram.json) is readable JSON.
 """
 
 from __future__ import annotations
@@ -40,7 +45,8 @@ class Histogram:
         return max(self.counts) / 1000 if self.counts else math.nan
 
     def percentile_ms(self, q: float) -> float:
-        """The smallest recorded value with at least q% of observations at or below it."""
+        """The smallest recorded value with at least q% of observations at or below it (nearest
+        rank): the true q-th latency is in that value's bucket."""
         total = self.total
         if not total:
             return math.nan
@@ -53,6 +59,8 @@ class Histogram:
         return max(self.counts) / 1000
 
     def count_above_ms(self, threshold_ms: float) -> int:
+        """Observations recorded above the threshold (one closer to it than its bucket's
+        half-width may have been on the other side)."""
         limit = threshold_ms * 1000
         return sum(c for v, c in self.counts.items() if v > limit)
 
