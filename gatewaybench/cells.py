@@ -32,13 +32,17 @@ def run_cell(ctx: Context, cell: Cell, db: Database, repeat: int) -> bool:
     eff = effective(cell, ctx.spec.budget)
     ctx.rec.set_server(cell.label, **_cell_facts(ctx, cell, eff), status="running")
     phase = cell.label if ctx.spec.repeat == 1 else f"{cell.label} (repeat {repeat})"
-    return unit_of_failure(
-        ctx.rec,
-        ctx.say,
-        cell.label,
-        phase,
-        lambda: _serve_and_load(ctx, cell, db, repeat),
-    )
+    ctx.progress.unit_started()
+    try:
+        return unit_of_failure(
+            ctx.rec,
+            ctx.say,
+            cell.label,
+            phase,
+            lambda: _serve_and_load(ctx, cell, db, repeat),
+        )
+    finally:
+        ctx.progress.unit_finished()
 
 
 def unit_of_failure(
@@ -172,6 +176,7 @@ def _run_steps(ctx: Context, cell: Cell, target: step.Stack, repeat: int) -> Non
         checkpoint()
         if auto:
             processes = autoscale.next_processes(processes, previous, users)
+        ctx.progress.step_started(users)
         result = step.measure_step(
             ctx.spec,
             target,
@@ -181,6 +186,7 @@ def _run_steps(ctx: Context, cell: Cell, target: step.Stack, repeat: int) -> Non
             step_dir=ctx.run_dir / "raw" / cell.label / f"r{repeat}" / f"u{users}",
             locust_log=ctx.run_dir / "logs" / f"locust-{cell.label}-r{repeat}-u{users}.log",
         )
+        ctx.progress.step_finished()
         dead = target.components.dead()
         if dead is not None:
             result.row.status, result.row.valid = "failed", False
@@ -211,6 +217,7 @@ def _planned_steps(ctx: Context, cell: Cell, rows: list[StepRow]) -> Iterator[in
             return
         ctx.say(f"[{cell.label}] {lowest.users} users did not hold: adding a step at {lower}")
         ctx.steps[cell.label] = (lower, *ctx.steps[cell.label])
+        ctx.progress.set_steps(cell.label, len(ctx.steps[cell.label]))
         ctx.rec.manifest["resolved"]["users_by_cell"][cell.label] = list(ctx.steps[cell.label])
         ctx.rec.save_manifest()
         yield lower

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from gatewaybench.errors import UsageError
+from gatewaybench.flags import FLAGS_BY_DEST, Flag
 from gatewaybench.matrix import Cell, check_cell, with_buffering, with_waits
 from gatewaybench.presets import Preset, cross_cells, preset
 from gatewaybench.spec import (
@@ -74,6 +75,7 @@ def to_flag_text(path: Path, key: str, value: object, kind: str) -> str:
         "str": (str,),
         "bool": (bool,),
         "list": (list, str),
+        "commands": (list, str),
         "int_or_auto": (int, str),
     }[kind]
     ok = isinstance(value, expected) and not (kind != "bool" and isinstance(value, bool))
@@ -94,14 +96,13 @@ def _kind_text(kind: str) -> str:
         "str": "a string",
         "bool": "true or false",
         "list": "a list (or a comma-separated string)",
+        "commands": "a list of commands (or one string, commands separated by ';')",
         "int_or_auto": 'a whole number or "auto"',
     }[kind]
 
 
 def build_spec(given: dict[str, Any]) -> RunSpec:
     """The RunSpec from flag values (already converted), a config file and a preset."""
-    from gatewaybench.flags import FLAGS_BY_DEST  # flags.py converts; it does not import us
-
     file_values: dict[str, Any] = {}
     if "config" in given:
         path = given["config"]
@@ -109,13 +110,7 @@ def build_spec(given: dict[str, Any]) -> RunSpec:
             if key == "cells":
                 file_values["cells"] = value
             elif key in FLAGS_BY_DEST and key != "config":
-                flag = FLAGS_BY_DEST[key]
-                if flag.convert is None:
-                    file_values[key] = to_flag_text(path, key, value, "bool") == "True"
-                else:
-                    file_values[key] = _convert(
-                        path, key, flag.convert, to_flag_text(path, key, value, flag.kind)
-                    )
+                file_values[key] = _file_value(path, key, value, FLAGS_BY_DEST[key])
             else:
                 raise UsageError(
                     f"config file {path}: unknown key {key!r}",
@@ -132,6 +127,25 @@ def build_spec(given: dict[str, Any]) -> RunSpec:
     values["cells"] = with_waits(cells, waits)
     values.setdefault("threads", chosen.threads)
     return validate(_spec(values))
+
+
+def _file_value(path: Path, key: str, value: object, flag: Flag) -> Any:
+    """A config value as the spec holds it, checked against its flag's type."""
+    if flag.convert is None:
+        return to_flag_text(path, key, value, "bool") == "True"
+    if flag.kind == "commands" and isinstance(value, list):
+        return _command_list(path, key, value)  # one command per item, never re-split
+    return _convert(path, key, flag.convert, to_flag_text(path, key, value, flag.kind))
+
+
+def _command_list(path: Path, key: str, value: list[object]) -> tuple[str, ...]:
+    if not all(isinstance(c, str) for c in value):
+        raise UsageError(
+            f"config file {path}: {key} must be a list of strings (one command each), "
+            f"got {value!r}",
+            f'write e.g. {key} = ["manage.py migrate", "manage.py loaddata x"]',
+        )
+    return tuple(c.strip() for c in value if isinstance(c, str) and c.strip())
 
 
 def _convert(path: Path, key: str, convert: Any, text: str) -> Any:
@@ -206,13 +220,11 @@ def _app_source(v: dict[str, Any]) -> AppSource:
             flags = ", ".join("--" + k.replace("_", "-") for k in stray)
             raise UsageError(f"{flags} only apply with --app-dir", "add --app-dir PATH")
         return AppSource(health_path=v.get("health_path", "/healthz"))
-    setup = v.get("setup", "")
     return AppSource(
         app_dir=Path(v["app_dir"]).absolute(),
         wsgi=v.get("wsgi", ""),
         asgi=v.get("asgi", ""),
         locustfile=Path(v["locustfile"]).absolute() if "locustfile" in v else None,
-        # ';' separates commands: `--setup "manage.py migrate; manage.py loaddata x"`.
-        setup=tuple(c.strip() for c in setup.replace("\n", ";").split(";") if c.strip()),
+        setup=tuple(v.get("setup", ())),  # commands, already split (flags.py, _command_list)
         health_path=v.get("health_path", "/healthz"),
     )

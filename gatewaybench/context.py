@@ -6,23 +6,38 @@ PostgreSQL crash fails the cell it happened in and the matrix goes on with the n
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextlib import ExitStack
 from pathlib import Path
-from typing import TextIO
 
 from gatewaybench.backend import Backend, Database
+from gatewaybench.progress import Progress
 from gatewaybench.results.rundir import RunRecorder
 from gatewaybench.spec import RunSpec
 
+# Every child process of a run carries its run directory here, so anything a run started can be
+# found by its environment, even a process whose command line names nothing of the run (the
+# tests' leftover checks and scripts/interrupt_soak.py look for it).
+RUN_MARKER_ENV = "GATEWAYBENCH_RUN_DIR"
+
 
 class Context:
-    """What one run shares across cells: spec, backend, recorder, calibrated steps."""
+    """What one run shares across cells: spec, backend, recorder, calibrated steps, the
+    environment the CLI read (children start from it) and the progress display."""
 
-    def __init__(self, spec: RunSpec, backend: Backend, rec: RunRecorder, log: TextIO) -> None:
+    def __init__(
+        self,
+        spec: RunSpec,
+        backend: Backend,
+        rec: RunRecorder,
+        progress: Progress,
+        environ: Mapping[str, str],
+    ) -> None:
         self.spec = spec
         self.backend = backend
         self.rec = rec
-        self.log = log
+        self.progress = progress
+        self.environ = environ
         self.question_ids: tuple[int, ...] = ()
         # Each cell's steps (by label): the spec's, or, with --users auto, calibrated.
         self.steps: dict[str, tuple[int, ...]] = {c.label: spec.load.users for c in spec.cells}
@@ -33,7 +48,12 @@ class Context:
         return self.rec.path
 
     def say(self, message: str) -> None:
-        print(message, file=self.log, flush=True)
+        """A line on stderr (through the progress display, which must not be drawn over)."""
+        self.progress.say(message)
+
+    def child_env(self) -> dict[str, str]:
+        """The environment a child process starts from: the CLI's, marked with this run."""
+        return {**self.environ, RUN_MARKER_ENV: str(self.run_dir)}
 
 
 class RunDatabase:

@@ -77,6 +77,11 @@ def _max_connections(text: str) -> int:
     return 0 if text == "auto" else _int(text)
 
 
+def _commands(text: str) -> tuple[str, ...]:
+    """Commands in one string: `;` or a newline separates them (`"migrate; loaddata x"`)."""
+    return tuple(c.strip() for c in text.replace("\n", ";").split(";") if c.strip())
+
+
 # Every `run` setting, once: the CLI flag, its GATEWAYBENCH_* variable and its config-file key.
 RUN_FLAGS = (
     Flag("--preset", _text, "str", "seed (default), tuned or all"),
@@ -128,7 +133,12 @@ RUN_FLAGS = (
     Flag("--wsgi", _text, "str", "your app's WSGI target, module:attribute"),
     Flag("--asgi", _text, "str", "your app's ASGI target, module:attribute"),
     Flag("--locustfile", _path, "str", "your app's Locust scenario"),
-    Flag("--setup", _text, "list", "commands run once before load, e.g. 'manage.py migrate'"),
+    Flag(
+        "--setup",
+        _commands,
+        "commands",
+        "commands run once before load, ';'-separated, e.g. 'manage.py migrate'",
+    ),
     Flag("--health-path", _text, "str", "a path that answers 200 when your app is up"),
 )
 FLAGS_BY_DEST = {f.dest: f for f in RUN_FLAGS}

@@ -6,11 +6,10 @@ goes on. Every step's row is on disk the moment the step ends. Teardown always r
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
@@ -22,6 +21,7 @@ from gatewaybench.cells import run_cell
 from gatewaybench.context import Context, RunDatabase
 from gatewaybench.errors import GatewaybenchError, Interrupted
 from gatewaybench.matrix import effective, warnings_for
+from gatewaybench.progress import Progress, Unit
 from gatewaybench.report.render import render_run
 from gatewaybench.results import provenance, stale
 from gatewaybench.results.rundir import RunRecorder, create_run_dir
@@ -29,17 +29,19 @@ from gatewaybench.signals import interruptible
 from gatewaybench.spec import RunSpec, sized_max_connections
 from gatewaybench.stack.local import LocalBackend
 
-RUN_MARKER_ENV = "GATEWAYBENCH_RUN_DIR"
-
 
 def run_bench(
     spec: RunSpec,
+    environ: Mapping[str, str],
+    *,
     out: TextIO = sys.stdout,
     log: TextIO = sys.stderr,
     backend_for: Callable[[RunSpec], Backend] = LocalBackend.create,
+    progress: str = "off",
 ) -> int:
     """Run the matrix on a backend (default: local processes); print the seed tables and, as the
-    last line, the run directory."""
+    last line, the run directory. `environ` is what child processes start from (the CLI's
+    environment); `progress` is how the run shows where it is on `log` (progress.MODES)."""
     with interruptible() as guard:
         try:
             backend = backend_for(spec)  # usage errors surface before anything is created
@@ -53,14 +55,14 @@ def run_bench(
         except BaseException:
             shutil.rmtree(run_dir)  # ours, just made, holds nothing measured
             raise
-        # Every child inherits this, so anything we started can be found by its environment.
-        os.environ[RUN_MARKER_ENV] = str(run_dir)
-        ctx = Context(spec, backend, rec, log)
+        ctx = Context(spec, backend, rec, Progress.create(progress, log), environ)
         where = "" if backend.name == "local" else f" ({backend.name} backend)"
         ctx.say(f"gatewaybench: run directory {run_dir}{where}")
         for warning in rec.manifest["resolved"]["warnings"]:
             ctx.say(f"gatewaybench: warning: {warning}")
-        status, code, error = _run_and_classify(ctx)
+        _plan_progress(ctx)
+        with ctx.progress.shown():  # gone before the tables reach stdout
+            status, code, error = _run_and_classify(ctx)
         guard.disarm()  # from here on a signal waits until the results are written
         rec.finish(status, error)
         print(run_summary(run_dir), file=out)
@@ -69,6 +71,17 @@ def run_bench(
             print(f"report: {report}", file=out)
         print(run_dir, file=out, flush=True)
         return code if code or guard.exit_code is None else guard.exit_code
+
+
+def _plan_progress(ctx: Context) -> None:
+    """Cells x repeats in the order _run_matrix runs them; steps unknown until calibrated."""
+    spec = ctx.spec
+    units = [Unit(cell.label if spec.repeat == 1 else f"{cell.label} (repeat {repeat})",
+                  cell.label)
+             for repeat in range(1, spec.repeat + 1) for cell in spec.cells]  # fmt: skip
+    steps = {label: len(users) or None for label, users in ctx.steps.items()}
+    load = spec.load
+    ctx.progress.plan(units, steps, load.ramp_s + load.warmup_s + load.window_s)
 
 
 def _render_report(ctx: Context) -> Path | None:
@@ -142,8 +155,11 @@ def _run_matrix(ctx: Context) -> list[str]:
         try:
             db.start()
             if not spec.load.users:
+                ctx.progress.phase("calibrating")
                 with ctx.rec.phase("calibrate"):
                     calibrate_steps(ctx, db)
+                for label, users in ctx.steps.items():
+                    ctx.progress.set_steps(label, len(users))
             failed: list[str] = []
             # Repeats interleave cells (A B C, A B C) so slow drift hits every cell alike.
             for repeat in range(1, spec.repeat + 1):

@@ -17,8 +17,8 @@ import dataclasses
 import json
 import secrets
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -88,6 +88,7 @@ class ComposeComponents:
     label: str
     groups: dict[str, list[Any]]  # component -> its containers (postgres, app, nginx, upstream)
     database: str
+    ticking: Callable[[], AbstractContextManager[None]]  # progress redraws while load runs
 
     @property
     def engine(self) -> Engine:
@@ -109,7 +110,8 @@ class ComposeComponents:
             self.groups | {"locust": locusts}, self.database, top_args(self.engine.host.kind)
         ).start()
         try:
-            code = self._wait(master, locusts[1:], load)
+            with self.ticking():
+                code = self._wait(master, locusts[1:], load)
         finally:
             samples = monitor.stop()
             self._collect(locusts, plan.record_dir, log_path)
@@ -193,11 +195,11 @@ class ComposeBackend:
     _versions_done: bool = False
 
     @classmethod
-    def create(cls, spec: RunSpec) -> ComposeBackend:
+    def create(cls, spec: RunSpec, environ: Mapping[str, str]) -> ComposeBackend:
         """Usage errors before anything exists: an app the compose file cannot serve, no engine
-        and no way to get one."""
+        and no way to get one (`environ`: the CLI's, for DOCKER_HOST)."""
         project = svc.build_project(spec)
-        engine_expected()
+        engine_expected(environ)
         return cls(spec, project, run_values())
 
     @property
@@ -216,7 +218,9 @@ class ComposeBackend:
         """The engine, the images, the project's network and volumes; `down -v` on exit."""
         self.logs_dir = ctx.run_dir / "logs"
         with ExitStack() as stack:
-            self._host = stack.enter_context(container_engine(ctx.say, ctx.run_dir / "logs"))
+            self._host = stack.enter_context(
+                container_engine(ctx.say, ctx.run_dir / "logs", ctx.child_env())
+            )
             project = f"gatewaybench-{ctx.run_dir.name.lower()}"
             self._engine = Engine(self._host, project, self.values)
             stack.callback(self._engine.down)  # before the engine stops: nothing outlives a run
@@ -298,7 +302,9 @@ class ComposeBackend:
             app_database=postgres.DB_NAME,
             nginx_port=port,
             question_ids=ctx.question_ids,
-            components=ComposeComponents(self, label, groups, postgres.DB_NAME),
+            components=ComposeComponents(
+                self, label, groups, postgres.DB_NAME, ctx.progress.ticking
+            ),
             runtime=app.runtime_info(port),  # through nginx: the app port is not published
         )
 

@@ -2,7 +2,7 @@
 
 Wired into gatewaybench/cli.py by `add_subcommand(subparsers)` and `dispatch(args)`; parses
 nothing itself beyond its own arguments, and reads the environment only through cli.py's
-GATEWAYBENCH_* defaults like every other subcommand.
+GATEWAYBENCH_* defaults for the `run` flags of `compose render`, like `run` and `gate`.
 """
 
 from __future__ import annotations
@@ -24,11 +24,12 @@ COMMAND = "compose"
 IGNORED = {"command", "compose_command", "write", "check", "force", "path"}
 
 
-def add_subcommand(subparsers: Any) -> None:
-    """Add `compose render|env` to the top-level parser's subparsers."""
+def add_subcommand(subparsers: Any) -> argparse.ArgumentParser:
+    """Add `compose render|env` to the top-level parser's subparsers; returns `render`'s parser
+    (whose `run` flags cli.py backs with GATEWAYBENCH_* variables)."""
     compose = subparsers.add_parser(COMMAND, help="docker-compose.yml from the spec")
     sub = compose.add_subparsers(dest="compose_command", required=True)
-    rend = sub.add_parser(
+    rend: argparse.ArgumentParser = sub.add_parser(
         "render",
         help="print docker-compose.yml for the spec (the `run` flags; default: the seed "
         f"matrix, {COMPOSE_WORKERS} workers)",
@@ -46,6 +47,7 @@ def add_subcommand(subparsers: Any) -> None:
     env = sub.add_parser("env", help="write a .env with generated secrets (if none exists)")
     env.add_argument("--path", type=Path, default=render.REPO_ROOT / render.ENV_FILE)
     env.add_argument("--force", action="store_true", help="replace an existing file")
+    return rend
 
 
 def compose_spec(args: argparse.Namespace) -> RunSpec:

@@ -19,7 +19,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,6 +66,8 @@ class EngineHost:
     own_service: bool  # True: we started it, and it stops when the run ends
     schedules_healthchecks: bool  # False: someone must trigger them (HealthChecks)
     version: str = ""  # the engine's own version (podman's, or Docker Engine's)
+    # What it was found with (DOCKER_HOST, CA bundles): what image builds start from too.
+    environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def compose_env(self) -> dict[str, str]:
         """What a `docker compose` child needs to reach this engine. BuildKit off: it would
@@ -83,10 +85,10 @@ class EngineHost:
         }
 
 
-def engine_expected() -> None:
+def engine_expected(environ: Mapping[str, str]) -> None:
     """A UsageError now, before a run creates anything, when container_engine could not
     possibly find or start an engine. Whether one answers is known only when it is asked."""
-    if os.environ.get("DOCKER_HOST") or DOCKER_SOCKET.exists() or shutil.which("podman"):
+    if environ.get("DOCKER_HOST") or DOCKER_SOCKET.exists() or shutil.which("podman"):
         return
     raise _no_engine()
 
@@ -100,34 +102,40 @@ def _no_engine() -> UsageError:
 
 @contextmanager
 def container_engine(
-    say: Callable[[str], None], workdir: Path | None = None
+    say: Callable[[str], None],
+    workdir: Path | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> Iterator[EngineHost]:
     """The engine for a run. `workdir`, when given, keeps our podman service's log
-    (podman-service.log) after the run; otherwise it goes with the service's temp dir."""
-    if os.environ.get("DOCKER_HOST"):
-        yield _from_env()
+    (podman-service.log) after the run; otherwise it goes with the service's temp dir.
+    `environ`: the run's child environment (Context.child_env)."""
+    if environ is None:
+        # Callers outside a run (the engine's own tests) have no CLI to hand one down.
+        environ = dict(os.environ)  # environ-ok: only when no caller passed one
+    if environ.get("DOCKER_HOST"):
+        yield _from_env(environ)
         return
     client = _ping_socket(DOCKER_SOCKET)
     if client is not None:
-        yield _host(client, f"unix://{DOCKER_SOCKET}", own_service=False)
+        yield _host(client, f"unix://{DOCKER_SOCKET}", own_service=False, environ=environ)
         return
     if shutil.which("podman") is None:
         raise _no_engine()
-    with _podman_service(say, workdir) as host:
+    with _podman_service(say, workdir, environ) as host:
         yield host
 
 
-def _from_env() -> EngineHost:
-    docker_host = os.environ["DOCKER_HOST"]
+def _from_env(environ: Mapping[str, str]) -> EngineHost:
+    docker_host = environ["DOCKER_HOST"]
     try:
-        client = docker.from_env(timeout=API_TIMEOUT_S)  # type: ignore[attr-defined]  # untyped
+        client = docker.from_env(timeout=API_TIMEOUT_S, environment=dict(environ))  # type: ignore[attr-defined]  # untyped
         client.ping()
     except DockerException as exc:
         raise UsageError(
             f"DOCKER_HOST={docker_host} does not answer ({exc})",
             "start that engine, or unset DOCKER_HOST to use a local one",
         ) from None
-    return _host(client, docker_host, own_service=False)
+    return _host(client, docker_host, own_service=False, environ=environ)
 
 
 def _ping_socket(path: Path) -> Any | None:
@@ -143,14 +151,17 @@ def _ping_socket(path: Path) -> Any | None:
     return client
 
 
-def _host(client: Any, docker_host: str, *, own_service: bool) -> EngineHost:
+def _host(
+    client: Any, docker_host: str, *, own_service: bool, environ: Mapping[str, str]
+) -> EngineHost:
     version = client.version()
     kind = engine_kind(version)
     # Docker schedules checks itself; podman only through systemd timers.
     schedules = kind == "docker" or SYSTEMD_MARKER.is_dir()
     return EngineHost(
-        client, docker_host, kind, own_service, schedules, str(version.get("Version", ""))
-    )
+        client, docker_host, kind, own_service, schedules, str(version.get("Version", "")),
+        environ,
+    )  # fmt: skip
 
 
 def engine_kind(version: dict[str, Any]) -> str:
@@ -160,7 +171,9 @@ def engine_kind(version: dict[str, Any]) -> str:
 
 
 @contextmanager
-def _podman_service(say: Callable[[str], None], workdir: Path | None) -> Iterator[EngineHost]:
+def _podman_service(
+    say: Callable[[str], None], workdir: Path | None, environ: Mapping[str, str]
+) -> Iterator[EngineHost]:
     # Short and private: a unix socket path must fit in 108 bytes.
     tmp = Path(tempfile.mkdtemp(prefix="gb-engine-", dir="/tmp"))
     # podman 4.3's API keeps every uploaded image import in TMPDIR (/var/tmp/api_load.tar*,
@@ -172,7 +185,7 @@ def _podman_service(say: Callable[[str], None], workdir: Path | None) -> Iterato
         conf.write_text(containers_conf())
         socket = tmp / "podman.sock"
         log = (workdir or tmp) / "podman-service.log"
-        env = {**os.environ, "CONTAINERS_CONF": str(conf), "TMPDIR": str(scratch)}
+        env = {**environ, "CONTAINERS_CONF": str(conf), "TMPDIR": str(scratch)}
         proc = process.start(
             "podman service",
             ["podman", "system", "service", "--time=0", f"unix://{socket}"],
@@ -181,7 +194,7 @@ def _podman_service(say: Callable[[str], None], workdir: Path | None) -> Iterato
         )
         try:
             client = _await_service(proc, socket, kept=workdir is not None)
-            host = _host(client, f"unix://{socket}", own_service=True)
+            host = _host(client, f"unix://{socket}", own_service=True, environ=environ)
             say(f"gatewaybench: started podman's Docker API on {host.docker_host} "
                 f"(pid {proc.pid}, log {log})")  # fmt: skip
             yield host

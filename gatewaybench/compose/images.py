@@ -128,7 +128,7 @@ def prepare_images(host: EngineHost, root: Path, say: Say) -> ImageSet:
     alone. The base comes first, alone: mmdebstrap is a child process, started before any
     thread runs (gatewaybench/stack/process.py).
     """
-    images = _Images(host.client, root, say)
+    images = _Images(host.client, root, say, host.environ)
     official = images.find_official()
     if None in official.values():
         images.base()
@@ -178,6 +178,7 @@ class _Images:
     client: Any  # docker.DockerClient
     root: Path
     say: Say
+    environ: Mapping[str, str]  # what the engine was found with (EngineHost.environ)
     official: dict[str, Image | None] = field(default_factory=dict)
     _done: dict[str, Image] = field(default_factory=dict)  # built or checked by this call
 
@@ -233,7 +234,7 @@ class _Images:
         return self._local(LOCAL_NGINX, "nginx.Dockerfile", ())
 
     def local_python(self) -> Image:
-        extra = {"host-ca.crt": host_ca_bundle()}
+        extra = {"host-ca.crt": host_ca_bundle(self.environ)}
         return self._local(LOCAL_PYTHON, "python.Dockerfile", (), extra)
 
     def _local(
@@ -339,6 +340,7 @@ class _Images:
                 ["mmdebstrap", "--variant=apt", SUITE, str(rootfs), str(sources)],
                 log_path=tmp / "mmdebstrap.log",
                 timeout_s=MMDEBSTRAP_TIMEOUT_S,
+                env=self.environ,
             )
             changes = [f"LABEL {PROJECT_LABEL}=image", f"LABEL {INPUTS_LABEL}={inputs}"]
             # "name:tag" as the repository: podman ignores a separate tag on import.
@@ -413,9 +415,9 @@ def tar_content(data: bytes) -> bytes:
     return digest.digest()
 
 
-def host_ca_bundle() -> bytes:
+def host_ca_bundle(environ: Mapping[str, str]) -> bytes:
     """The CA bundle this machine's own TLS uses (empty if none: the image's bundle then)."""
-    candidates = [os.environ.get(var, "") for var in HOST_CA_CANDIDATES] + [str(HOST_CA_DEFAULT)]
+    candidates = [environ.get(var, "") for var in HOST_CA_CANDIDATES] + [str(HOST_CA_DEFAULT)]
     for candidate in candidates:
         if candidate and Path(candidate).is_file():
             return Path(candidate).read_bytes()

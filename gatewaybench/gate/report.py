@@ -1,11 +1,11 @@
 """A gate's outputs: gate.html (the verdict per server x metric and every trial), summary.md
-(also for $GITHUB_STEP_SUMMARY), gate.junit.xml and trials.csv."""
+(also appended to a CI step summary, e.g. $GITHUB_STEP_SUMMARY, when the CLI names one),
+gate.junit.xml and trials.csv."""
 
 from __future__ import annotations
 
 import csv
 import json
-import os
 from pathlib import Path
 
 from gatewaybench.gate import outputs
@@ -53,9 +53,14 @@ def render_gate_html(
 
 
 def write_outputs(
-    gate_dir: Path, results: list[MetricResult], trials: list[tuple[str, Trial]], seconds: float
+    gate_dir: Path,
+    results: list[MetricResult],
+    trials: list[tuple[str, Trial]],
+    seconds: float,
+    step_summary: Path | None = None,
 ) -> list[Path]:
-    """summary.md (for $GITHUB_STEP_SUMMARY), gate.junit.xml, gate.html and trials.csv."""
+    """summary.md, gate.junit.xml, gate.html and trials.csv; summary.md's text is appended to
+    `step_summary` too (the CI's job summary file) when given."""
     title = "gatewaybench gate: candidate vs base"
     summary = (
         outputs.markdown_summary(results, title=title)
@@ -70,9 +75,8 @@ def write_outputs(
     for path, text in files.items():
         write_atomic(path, text)
     _write_trials(gate_dir / "trials.csv", trials)
-    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if step_summary:
-        with open(step_summary, "a", encoding="utf-8") as fh:
+    if step_summary is not None:
+        with step_summary.open("a", encoding="utf-8") as fh:
             fh.write(summary + "\n")
     return [*files, gate_dir / "trials.csv"]
 

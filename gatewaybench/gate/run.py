@@ -17,12 +17,12 @@
 from __future__ import annotations
 
 import math
-import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Any, TextIO
 
 from gatewaybench import preflight
@@ -45,9 +45,10 @@ from gatewaybench.gate.verdict import (
 )
 from gatewaybench.load import calibrate, step
 from gatewaybench.matrix import Cell
+from gatewaybench.progress import Progress, Unit
 from gatewaybench.results import provenance, stale
 from gatewaybench.results.rundir import RunRecorder, create_run_dir
-from gatewaybench.runner import RUN_MARKER_ENV, classify_matrix
+from gatewaybench.runner import classify_matrix
 from gatewaybench.signals import interruptible
 from gatewaybench.spec import RunSpec, sized_max_connections
 from gatewaybench.stack import app, pollsdb, postgres
@@ -73,6 +74,7 @@ class GateOptions:
     blocks: int = DEFAULT_BLOCKS
     thresholds: GateThresholds = DEFAULT_THRESHOLDS
     rerun: bool = True
+    step_summary: Path | None = None  # a CI job summary that summary.md is appended to
 
 
 @dataclass(frozen=True)
@@ -105,26 +107,36 @@ class SideDb:
         )
 
 
-def run_gate(opts: GateOptions, out: TextIO = sys.stdout, log: TextIO = sys.stderr) -> int:
+def run_gate(
+    opts: GateOptions,
+    environ: Mapping[str, str],
+    *,
+    out: TextIO = sys.stdout,
+    log: TextIO = sys.stderr,
+    progress: str = "off",
+) -> int:
+    """`environ`: what child processes start from (the CLI's); `progress`: progress.MODES."""
     with interruptible() as guard, ExitStack() as sides:
         try:
-            base = sides.enter_context(resolved_side(BASE, opts.base, opts.flags, log))
-            cand = sides.enter_context(resolved_side(CAND, opts.cand, opts.flags, log))
+            base = sides.enter_context(resolved_side(BASE, opts.base, opts.flags, log, environ))
+            cand = sides.enter_context(resolved_side(CAND, opts.cand, opts.flags, log, environ))
             spec = _trial_spec(base.spec, opts.flags)
             resolved = preflight.check(spec)
             gate_dir = create_run_dir(spec.reports_dir.absolute(), "gate")
         except Interrupted as exc:
             return exc.exit_code
         rec = RunRecorder.start(gate_dir, _manifest(spec, base, cand, opts))
-        os.environ[RUN_MARKER_ENV] = str(gate_dir)
-        ctx = Context(spec, LocalBackend(resolved), rec, log)
+        ctx = Context(spec, LocalBackend(resolved), rec, Progress.create(progress, log), environ)
         ctx.say(f"gatewaybench: gate directory {gate_dir}")
         started = time.monotonic()
-        status, results, trials, error = _run_and_classify(ctx, base, cand, opts)
+        with ctx.progress.shown():  # gone before the summary reaches stdout
+            status, results, trials, error = _run_and_classify(ctx, base, cand, opts)
         guard.disarm()
         rec.manifest["gate_seconds"] = round(time.monotonic() - started, 1)
         rec.finish(status, error)
-        paths = write_outputs(gate_dir, results, trials, rec.manifest["gate_seconds"])
+        paths = write_outputs(
+            gate_dir, results, trials, rec.manifest["gate_seconds"], opts.step_summary
+        )
         if results:
             print((gate_dir / "summary.md").read_text(), file=out)
         for path in paths:
@@ -191,17 +203,22 @@ def _gate(
     ctx: Context, sides: dict[str, Side], opts: GateOptions, trials: list[tuple[str, Trial]]
 ) -> list[MetricResult]:
     spec = ctx.spec
+    levels = _given_levels(spec, opts) or {}
+    _plan_progress(ctx, range(opts.blocks), calibrated=len(levels) == len(spec.cells))
     with _cluster(ctx) as cluster:
         dbs = {name: _side_database(ctx, cluster, side) for name, side in sides.items()}
-        levels = _given_levels(spec, opts) or {}
         with ctx.rec.phase("calibrate (base)"):
             for cell in spec.cells:
                 if cell.label not in levels:
+                    ctx.progress.phase(f"calibrating {cell.label} (base)")
                     levels[cell.label] = _calibrate(ctx, sides[BASE], dbs[BASE], cell)
+        ctx.progress.set_steps(TRIAL, len(TRIAL_STEPS))
         rounds = [range(opts.blocks)]
         if opts.rerun:
             rounds.append(range(opts.blocks, opts.blocks + rerun_blocks(opts.blocks)))
         for round_no, blocks in enumerate(rounds, 1):
+            if round_no > 1:
+                ctx.progress.add_units(_trial_units(ctx.spec.cells, blocks))
             with ctx.rec.phase(f"trials (round {round_no})"):
                 for block in blocks:
                     trials += _block(ctx, sides, dbs, levels, block)
@@ -212,6 +229,29 @@ def _gate(
                     f"{opts.thresholds.regress_pct:g} % but not significant); running "
                     f"{len(rounds[1])} more blocks and judging all of them together")  # fmt: skip
         return results
+
+
+TRIAL = "trial"  # every trial has the same steps: one key for the progress display's plan
+TRIAL_STEPS = ("below the knee", "above the knee")
+
+
+def _plan_progress(ctx: Context, blocks: range, *, calibrated: bool) -> None:
+    """The first round's trials; their steps are counted only once the calibration (whose
+    own length is unknown) is over, so there is no estimate before then."""
+    load = ctx.spec.load
+    ctx.progress.plan(
+        _trial_units(ctx.spec.cells, blocks),
+        {TRIAL: len(TRIAL_STEPS) if calibrated else None},
+        load.ramp_s + load.warmup_s + load.window_s,
+        noun="trial",
+    )
+
+
+def _trial_units(cells: tuple[Cell, ...], blocks: range) -> list[Unit]:
+    """In _block's order: block by block, A B B A, cell by cell."""
+    return [Unit(f"{name}:{cell.label} {Slot(block, position).tag}", TRIAL)
+            for block in blocks for position, name in enumerate(ORDER)
+            for cell in cells]  # fmt: skip
 
 
 def rerun_blocks(blocks: int) -> int:
@@ -262,7 +302,7 @@ def _side_database(ctx: Context, cluster: postgres.Cluster, side: Side) -> SideD
     env = app.AppEnv.create(side_cluster.app_dsn, side.spec.django, side.spec.app)
     env = replace(env, sample_root=side.sample_root, python=side.python)
     with ctx.rec.phase(f"migrate+seed ({side.name})"):
-        app.prepare_database(env, dict(os.environ), ctx.run_dir / "logs")
+        app.prepare_database(env, ctx.child_env(), ctx.run_dir / "logs")
         # Settled once, so every copy starts with the same statistics and visibility map
         # instead of whatever autovacuum had reached when it was taken.
         pollsdb.vacuum_analyze(side_cluster.dsn)
@@ -330,31 +370,53 @@ def _block(
 def _trial(ctx: Context, where: tuple[Side, SideDb], cell: Cell, lv: Levels, slot: Slot) -> Trial:
     (side, template), tag, block, position = where, slot.tag, slot.block, slot.position
     label = f"{side.name}:{cell.label}"
-    db = template.fresh_copy()
-    with _as_side(ctx, side, db), ExitStack() as stack:
-        target = start_cell_stack(ctx, stack, cell, db.cluster, label)  # fresh, data reset
-        above = replace(
-            ctx.spec,
-            load=replace(ctx.spec.load, warmup_s=max(ctx.spec.load.warmup_s, ABOVE_KNEE_WARMUP_S)),
-        )
-        low, high = (
-            step.measure_step(
-                ctx.spec if users == lv.low else above,
-                target,
-                users=users,
-                repeat=block * 4 + position + 1,
-                processes=1,
-                step_dir=ctx.run_dir / "raw" / label / tag / f"u{users}",
-                locust_log=ctx.run_dir / "logs" / f"locust-{label}-{tag}-u{users}.log",
+    ctx.progress.unit_started()
+    try:
+        db = template.fresh_copy()
+        with _as_side(ctx, side, db), ExitStack() as stack:
+            target = start_cell_stack(ctx, stack, cell, db.cluster, label)  # fresh, data reset
+            load = ctx.spec.load
+            above = replace(
+                ctx.spec, load=replace(load, warmup_s=max(load.warmup_s, ABOVE_KNEE_WARMUP_S))
             )
-            for users in (lv.low, lv.high)
-        )
+            low, high = (
+                _trial_step(ctx, ctx.spec if users == lv.low else above, target, users,
+                            where=(label, tag), repeat=block * 4 + position + 1)
+                for users in (lv.low, lv.high)
+            )  # fmt: skip
+    finally:
+        ctx.progress.unit_finished()
     for result in (low, high):
         ctx.rec.add_step(result.row, result.failures, result.resources)
     trial = _trial_from(side.name, block, position, low, high)
     ctx.say(f"[{label}] {tag}: " + ", ".join(f"{k} {v:.2f}" for k, v in trial.values.items())
             + (f" (INVALID {trial.invalid_reason})" if trial.invalid_reason else ""))  # fmt: skip
     return trial
+
+
+def _trial_step(
+    ctx: Context,
+    spec: RunSpec,
+    target: step.Stack,
+    users: int,
+    *,
+    where: tuple[str, str],
+    repeat: int,
+) -> step.StepResult:
+    """One of a trial's two steps; `where` is the trial's (label, slot tag)."""
+    label, tag = where
+    ctx.progress.step_started(users)
+    result = step.measure_step(
+        spec,
+        target,
+        users=users,
+        repeat=repeat,
+        processes=1,
+        step_dir=ctx.run_dir / "raw" / label / tag / f"u{users}",
+        locust_log=ctx.run_dir / "logs" / f"locust-{label}-{tag}-u{users}.log",
+    )
+    ctx.progress.step_finished()
+    return result
 
 
 def _trial_from(

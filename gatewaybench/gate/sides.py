@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,26 +54,30 @@ class Side:
         }
 
 
-def _git(*args: str, cwd: Path = REPO) -> str:
+def _git(*args: str, environ: Mapping[str, str], cwd: Path = REPO) -> str:
     out = subprocess.run(
-        ["git", *args], cwd=cwd, capture_output=True, text=True, check=False, timeout=120
-    )
+        ["git", *args], cwd=cwd, env=environ, capture_output=True, text=True, check=False,
+        timeout=120,
+    )  # fmt: skip
     if out.returncode != 0:
         raise UsageError(f"git {' '.join(args)} failed: {out.stderr.strip()}", "check the ref")
     return out.stdout.strip()
 
 
-def _is_commit(ref: str) -> str:
+def _is_commit(ref: str, environ: Mapping[str, str]) -> str:
     out = subprocess.run(
         ["git", "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"],
-        cwd=REPO, capture_output=True, text=True, check=False, timeout=60,
+        cwd=REPO, env=environ, capture_output=True, text=True, check=False, timeout=60,
     )  # fmt: skip
     return out.stdout.strip() if out.returncode == 0 else ""
 
 
 @contextmanager
-def resolved_side(name: str, given: str, flags: dict[str, Any], log: TextIO) -> Iterator[Side]:
-    """The side, ready to run; a git side's worktree is removed when the gate ends."""
+def resolved_side(
+    name: str, given: str, flags: dict[str, Any], log: TextIO, environ: Mapping[str, str]
+) -> Iterator[Side]:
+    """The side, ready to run; a git side's worktree is removed when the gate ends. `environ`:
+    what git and a side's `make install` start from (the CLI's)."""
     text = given.strip()
     if text in (".", ""):
         yield Side(name, given, "tree", build_spec(flags), SAMPLE_APP_DIR, Path(sys.executable))
@@ -86,29 +90,29 @@ def resolved_side(name: str, given: str, flags: dict[str, Any], log: TextIO) -> 
             raise UsageError(f"{name} side {given!r}: {python} does not exist", "give a venv")
         yield Side(name, given, "env", build_spec(flags), SAMPLE_APP_DIR, python)
     else:
-        commit = _is_commit(text)
+        commit = _is_commit(text, environ)
         if not commit:
             raise UsageError(
                 f"{name} side {given!r} is not '.', a .toml file, env:PATH or a git ref",
                 "see `gatewaybench gate --help`",
             )
-        with _worktree(commit, log) as root:
-            python = _environment(root, commit, log)
+        with _worktree(commit, environ) as root:
+            python = _environment(root, commit, log, environ)
             spec = build_spec(flags)
             yield Side(name, given, "git", spec, root / "sample_app", python, commit)
 
 
 @contextmanager
-def _worktree(commit: str, log: TextIO) -> Iterator[Path]:
+def _worktree(commit: str, environ: Mapping[str, str]) -> Iterator[Path]:
     parent = Path(tempfile.mkdtemp(prefix=temp_prefix("gate")))
     root = parent / commit[:12]
-    _git("worktree", "add", "--detach", str(root), commit)
+    _git("worktree", "add", "--detach", str(root), commit, environ=environ)
     try:
         yield root
     finally:
         subprocess.run(["git", "worktree", "remove", "--force", str(root)], cwd=REPO,
-                       capture_output=True, check=False, timeout=120)  # fmt: skip
-        subprocess.run(["rm", "-rf", str(parent)], check=False, timeout=120)
+                       env=environ, capture_output=True, check=False, timeout=120)  # fmt: skip
+        subprocess.run(["rm", "-rf", str(parent)], env=environ, check=False, timeout=120)
 
 
 # What decides the packages a side's servers run on (see the Makefile's install).
@@ -134,7 +138,7 @@ def _dependencies(pyproject: Path) -> list[str]:
     return list(project.get("dependencies", []))
 
 
-def _environment(root: Path, commit: str, log: TextIO) -> Path:
+def _environment(root: Path, commit: str, log: TextIO, environ: Mapping[str, str]) -> Path:
     """The interpreter of the side's environment: this one when the pins are the same,
     else the worktree's own `make install`."""
     if same_pins(root):
@@ -143,8 +147,8 @@ def _environment(root: Path, commit: str, log: TextIO) -> Path:
         return Path(sys.executable)
     print(f"gatewaybench: building {commit[:12]} in {root} (its own make install)", file=log)
     build = subprocess.run(
-        ["make", "-C", str(root), "install"], capture_output=True, text=True, check=False,
-        timeout=BUILD_TIMEOUT_S,
+        ["make", "-C", str(root), "install"], env=environ, capture_output=True, text=True,
+        check=False, timeout=BUILD_TIMEOUT_S,
     )  # fmt: skip
     if build.returncode != 0:
         raise UsageError(

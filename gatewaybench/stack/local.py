@@ -4,8 +4,8 @@ processes of this machine, on loopback ports preflight claimed."""
 from __future__ import annotations
 
 import contextlib
-import os
-from contextlib import ExitStack
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,15 +37,18 @@ class LocalComponents:
     # "nginx_error", "nginx_access", "app", "postgres"; "upstream_access" when it waits
     logs: dict[str, Path]
     database: str  # the app's database, whose clients the monitor counts
+    child_env: Mapping[str, str]  # what Locust starts from (Context.child_env)
+    ticking: Callable[[], AbstractContextManager[None]]  # progress redraws while load runs
 
     def run_load(
         self, load: LoadSettings, plan: locust_runner.StepPlan, log_path: Path
     ) -> Measured:
-        proc = locust_runner.start_step(load, plan, dict(os.environ), log_path)
+        proc = locust_runner.start_step(load, plan, dict(self.child_env), log_path)
         groups = {name: p.pid for name, p in self.procs.items()} | {"locust": proc.pid}
         monitor = ResourceMonitor(groups, self.database).start()
         try:
-            code = locust_runner.wait_step(proc, load)
+            with self.ticking():  # a thread, like the monitor's: no child starts until it ends
+                code = locust_runner.wait_step(proc, load)
         finally:
             samples = monitor.stop()
         return Measured(code, samples)
@@ -136,7 +139,7 @@ class LocalBackend:
         ctx.rec.save_manifest()  # before any load: a killed harness leaves these findable
         self.app_env = app.AppEnv.create(cluster.app_dsn, spec.django, spec.app)
         with ctx.rec.phase("migrate+seed"):
-            app.prepare_database(self.app_env, dict(os.environ), logs)
+            app.prepare_database(self.app_env, ctx.child_env(), logs)
             if spec.app.is_sample:
                 ctx.question_ids = tuple(pollsdb.question_ids(cluster.dsn))
         return cluster
@@ -176,6 +179,8 @@ class LocalBackend:
                 "postgres": db.proc.log_path,
             },
             database=db.app_dsn.dbname,
+            child_env=ctx.child_env(),
+            ticking=ctx.progress.ticking,
         )
         if waiting is not None:
             components.procs["upstream"] = waiting.proc
@@ -202,7 +207,7 @@ class LocalBackend:
         assert self.app_env is not None, "start_database first"
         server, app_env, source = REGISTRY[cell.server], self.app_env, ctx.spec.app
         eff = effective(cell, ctx.spec.budget)
-        env = app_env.variables(dict(os.environ)) | app.cell_variables(
+        env = app_env.variables(ctx.child_env()) | app.cell_variables(
             cell, eff, ctx.spec.django, app_env.python
         )
         if waiting is not None:

@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
+import re
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from gatewaybench import cli
+from gatewaybench.backend import Database
+from gatewaybench.context import RUN_MARKER_ENV, Context
+from gatewaybench.errors import StackError
+from gatewaybench.flags import RUN_FLAGS
+from gatewaybench.load.step import Stack
+from gatewaybench.matrix import Cell
+from gatewaybench.runner import run_bench
+from gatewaybench.spec import LoadSettings, RunSpec
 from gatewaybench.stack import nginx, postgres
 
 
@@ -142,7 +156,176 @@ def test_bad_environment_value_is_one_line(
 ) -> None:
     monkeypatch.setenv("GATEWAYBENCH_USERS", "3,2")
     assert cli.main(["run"]) == 2
-    assert "strictly increasing" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "GATEWAYBENCH_USERS" in err and "strictly increasing" in err
+    assert len(err.strip().splitlines()) == 1, err
+
+
+GATE_ENV = {
+    "GATEWAYBENCH_BASE": "origin/main",
+    "GATEWAYBENCH_CAND": "cand.toml",
+    "GATEWAYBENCH_USERS": "20,200",
+    "GATEWAYBENCH_BLOCKS": "2",
+    "GATEWAYBENCH_NO_RERUN": "true",
+    "GATEWAYBENCH_PROGRESS": "off",
+}
+
+
+def test_environment_supplies_gate_defaults_and_cli_wins() -> None:
+    args = cli.parse_args(["gate", "--blocks", "6"], GATE_ENV)
+    assert (args.base, args.cand, args.users) == ("origin/main", "cand.toml", (20, 200))
+    assert args.blocks == 6 and args.no_rerun is True and args.progress == "off"
+
+
+def test_the_gate_gets_its_environment_and_step_summary(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from gatewaybench.gate import run as gate_run
+
+    seen: dict[str, Any] = {}
+
+    def fake_gate(opts: gate_run.GateOptions, environ: Mapping[str, str], **kw: Any) -> int:
+        seen.update(opts=opts, environ=environ, **kw)
+        return 0
+
+    monkeypatch.setattr(gate_run, "run_gate", fake_gate)
+    summary = tmp_path / "summary.md"
+    environ = {**GATE_ENV, "GITHUB_STEP_SUMMARY": str(summary), "PATH": "/usr/bin"}
+    assert cli.main(["gate"], environ) == 0
+    opts = seen["opts"]
+    assert (opts.base, opts.blocks, opts.rerun, opts.step_summary) == (
+        "origin/main",
+        2,
+        False,
+        summary,
+    )
+    assert opts.flags["users"] == (20, 200) and "progress" not in opts.flags
+    assert seen["environ"] == environ and seen["progress"] == "off"
+
+
+@pytest.mark.parametrize(
+    ("environ", "variable"),
+    [
+        ({"GATEWAYBENCH_BLOCKS": "0"}, "GATEWAYBENCH_BLOCKS"),
+        ({"GATEWAYBENCH_WINDOW": "2.5"}, "GATEWAYBENCH_WINDOW"),
+        ({"GATEWAYBENCH_NO_RERUN": "maybe"}, "GATEWAYBENCH_NO_RERUN"),
+        ({"GATEWAYBENCH_PROGRESS": "fancy"}, "GATEWAYBENCH_PROGRESS"),
+    ],
+)
+def test_a_bad_gate_environment_value_is_one_line_naming_it(
+    environ: dict[str, str], variable: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["gate", "--base", ".", "--cand", "."], environ) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"gatewaybench: {variable}") and f"unset {variable}" in err, err
+    assert len(err.strip().splitlines()) == 1, err
+
+
+def test_a_bad_variable_is_read_only_by_the_command_that_has_it(tmp_path: Path) -> None:
+    args = cli.parse_args(["report", str(tmp_path)], {"GATEWAYBENCH_WINDOW": "soon"})
+    assert args.run_dirs == [tmp_path]
+
+
+@pytest.mark.parametrize("command", [["run"], ["gate"], ["compose", "render"]])
+def test_every_option_names_its_variable_in_its_help(
+    command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        cli.main([*command, "--help"], {})
+    text = " ".join(capsys.readouterr().out.split())
+    names = [f.dest.upper() for f in RUN_FLAGS]
+    if command == ["gate"]:
+        names += ["BASE", "CAND", "BLOCKS", "NO_RERUN", "REGRESS_PCT", "WARN_PCT", "PROGRESS"]
+    if command == ["run"]:
+        names += ["BACKEND", "PROGRESS"]
+    for name in names:
+        assert f"[env GATEWAYBENCH_{name}]" in text
+
+
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (["run", "--nope"], "unrecognized arguments: --nope; see `gatewaybench run --help`"),
+        (["gate", "--base", ".", "--cand", ".", "--nope"],
+         "unrecognized arguments: --nope; see `gatewaybench gate --help`"),
+        (["gate", "--nope"],
+         "the following arguments are required: --base, --cand; see `gatewaybench gate --help`"),
+        (["compose", "render", "--nope"],
+         "unrecognized arguments: --nope; see `gatewaybench compose render --help`"),
+        (["--nope"], "the following arguments are required: command; see `gatewaybench --help`"),
+    ],
+)  # fmt: skip
+def test_an_argument_error_names_the_program_once(
+    argv: list[str], line: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(argv, {}) == 2
+    assert capsys.readouterr().err == f"gatewaybench: {line}\n"
+
+
+@dataclass
+class _NoDatabase:
+    """A backend whose database never starts: the run fails at once, as a real one can."""
+
+    child_envs: list[dict[str, str]] = field(default_factory=list)
+    name: str = "test"
+
+    def manifest_resolved(self, spec: RunSpec) -> dict[str, Any]:
+        return {}
+
+    def versions(self) -> dict[str, str]:
+        return {}
+
+    def session(self, ctx: Context) -> contextlib.nullcontext[None]:
+        return contextlib.nullcontext()
+
+    def start_database(self, ctx: Context, stack: contextlib.ExitStack) -> Database:
+        self.child_envs.append(ctx.child_env())
+        raise StackError("no database in this test", "none needed")
+
+    def start_cell(self, *args: object) -> Stack:
+        raise AssertionError("no cell starts without a database")
+
+    def cell_facts(self, ctx: Context, cell: Cell) -> dict[str, Any]:
+        return {}
+
+
+def test_a_run_leaves_os_environ_as_it_was_and_marks_its_children(tmp_path: Path) -> None:
+    before = dict(os.environ)
+    backend = _NoDatabase()
+    out, log = io.StringIO(), io.StringIO()
+    spec = RunSpec(reports_dir=tmp_path, load=LoadSettings(users=(5,)))
+    code = run_bench(spec, {"PATH": "/usr/bin"}, out=out, log=log, backend_for=lambda _s: backend)
+    assert code == 1 and "no database in this test" in log.getvalue()
+    assert dict(os.environ) == before
+    run_dir = out.getvalue().strip().splitlines()[-1]
+    assert backend.child_envs == [{"PATH": "/usr/bin", RUN_MARKER_ENV: run_dir}]
+
+
+# Below the CLI, configuration arrives as arguments: the environment is read once, in
+# cli.main. Each exception here says why it may read it itself.
+ENVIRON_ALLOWED = {
+    "cli.py": "the one place the environment is read",
+    # Engine discovery for callers outside a run (the engine tests, which have no CLI);
+    # a run passes its own environment (the line is marked `environ-ok`).
+    "compose/host.py": "container_engine without an environment",
+}
+ENVIRON_USE = re.compile(
+    r"\bos\.(environ|environb|getenv|putenv|unsetenv)\b|from os import .*environ"
+)
+
+
+def test_nothing_below_the_cli_reads_or_writes_os_environ() -> None:
+    package = Path(cli.__file__).parent
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        rel = path.relative_to(package).as_posix()
+        for number, text in enumerate(path.read_text().splitlines(), 1):
+            if not ENVIRON_USE.search(text):
+                continue
+            if rel == "cli.py" or (rel in ENVIRON_ALLOWED and "environ-ok" in text):
+                continue
+            found.append(f"{rel}:{number}: {text.strip()}")
+    assert not found, "os.environ used below the CLI:\n" + "\n".join(found)
 
 
 def test_report_rejects_a_directory_that_is_not_a_run(

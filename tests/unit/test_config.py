@@ -162,3 +162,40 @@ def test_no_relevant_cell_is_refused() -> None:
 def test_own_app_flags_need_the_app_dir() -> None:
     with pytest.raises(UsageError, match="only apply with --app-dir"):
         spec_of("--wsgi", "x:app")
+
+
+def test_a_setup_list_is_one_command_per_item(tmp_path: Path) -> None:
+    """A TOML list keeps its items whole: a comma or a ';' inside one is part of its command."""
+    path = write(
+        tmp_path,
+        f'app-dir = "{tmp_path}"\nwsgi = "site.wsgi:application"\n'
+        'setup = ["manage.py migrate", "manage.py loaddata a.json,b.json", "sh -c \'a; b\'"]\n',
+    )
+    assert spec_of("--config", str(path)).app.setup == (
+        "manage.py migrate",
+        "manage.py loaddata a.json,b.json",
+        "sh -c 'a; b'",
+    )
+
+
+@pytest.mark.parametrize(
+    "setup",
+    [
+        '"manage.py migrate; manage.py loaddata x"',
+        '"""\nmanage.py migrate\nmanage.py loaddata x\n"""',
+    ],
+)
+def test_a_setup_string_is_split_on_semicolons_and_lines(tmp_path: Path, setup: str) -> None:
+    path = write(tmp_path, f'app-dir = "{tmp_path}"\nwsgi = "s.wsgi:app"\nsetup = {setup}\n')
+    assert spec_of("--config", str(path)).app.setup == ("manage.py migrate", "manage.py loaddata x")
+
+
+def test_the_setup_flag_splits_like_a_config_string(tmp_path: Path) -> None:
+    spec = spec_of("--app-dir", str(tmp_path), "--wsgi", "s.wsgi:app", "--setup", "a b; c")
+    assert spec.app.setup == ("a b", "c")
+
+
+def test_a_setup_list_of_other_things_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, f'app-dir = "{tmp_path}"\nwsgi = "s.wsgi:app"\nsetup = ["a", 2]\n')
+    with pytest.raises(UsageError, match="setup must be a list of strings"):
+        spec_of("--config", str(path))

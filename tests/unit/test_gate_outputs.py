@@ -6,6 +6,7 @@ Set GATEWAYBENCH_UPDATE_GOLDEN=1 to rewrite the golden files after an intended c
 
 from __future__ import annotations
 
+import json
 import math
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
@@ -251,3 +252,27 @@ def test_a_git_side_reuses_this_environment_only_for_the_same_pins(tmp_path: Pat
     assert not same_pins(root)
     (root / "envs" / "psycopg3.txt").unlink()
     assert not same_pins(root)
+
+
+def test_the_step_summary_is_the_file_given_never_one_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI reads GITHUB_STEP_SUMMARY and hands the path down; below it, nothing reads it."""
+    from gatewaybench.gate.report import write_outputs
+
+    elsewhere = tmp_path / "from-the-environment.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(elsewhere))
+    gate_dir = tmp_path / "gate"
+    gate_dir.mkdir()
+    side = {"given": ".", "kind": "tree", "commit": "", "sample_app": "s", "python": "p"}
+    manifest = {"status": "complete", "sides": {"base": side, "cand": side}}
+    (gate_dir / "manifest.json").write_text(json.dumps(manifest))
+    summary = tmp_path / "step-summary.md"
+    summary.write_text("earlier step\n")
+    results = sample_results()
+    write_outputs(gate_dir, results, [], 12.0, summary)
+    text = summary.read_text()
+    assert text.startswith("earlier step\n")  # appended to, as CI's summary file expects
+    assert text.endswith((gate_dir / "summary.md").read_text() + "\n")
+    write_outputs(gate_dir, results, [], 12.0)
+    assert not elsewhere.exists()

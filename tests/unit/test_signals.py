@@ -40,3 +40,18 @@ def test_checkpoint_is_quiet_without_a_signal_and_after_disarming() -> None:
         checkpoint()
         assert guard.exit_code == 130
     checkpoint()  # the guard is gone with its block
+
+
+def test_a_signal_during_a_progress_display_stops_it_and_gives_the_cursor_back() -> None:
+    import io
+
+    from gatewaybench.progress import Progress, RichDisplay, Unit
+
+    stream = io.StringIO()
+    progress = Progress(RichDisplay(stream))
+    with pytest.raises(Interrupted), interruptible(), progress.shown():
+        progress.plan([Unit("gunicorn", "gunicorn")], {"gunicorn": 1}, 10.0)
+        os.kill(os.getpid(), signal.SIGTERM)
+        checkpoint()  # the handler has raised by now; this is for a lost exception
+    text = stream.getvalue()
+    assert text.rindex("\x1b[?25h") > text.rindex("\x1b[?25l")
