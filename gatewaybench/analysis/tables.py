@@ -108,7 +108,7 @@ def _pivot_cell(rows: list[dict[Any, Any]], column: str) -> PivotCell:
     flawed = [r for r in rows if r["status"] != "ok" or not r["valid"]]
     prefix = len(rows) > 1  # name the repeat when there are several
     reasons = [
-        f"{'repeat ' + str(r['repeat']) + ': ' if prefix else ''}{_text(r['invalid_reason'])}"
+        f"{'repeat ' + str(r['repeat']) + ': ' if prefix else ''}{plain_text(r['invalid_reason'])}"
         for r in flawed
     ]
     return PivotCell(
@@ -124,7 +124,8 @@ def _nan(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def _text(value: Any) -> str:
+def plain_text(value: Any) -> str:
+    """A cell of a CSV read by pandas as text: a missing one (None, NaN) is empty."""
     return "" if _nan(value) else str(value)
 
 

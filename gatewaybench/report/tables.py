@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from gatewaybench.analysis.tables import NOT_RUN_CELL, PivotCell, pivot
+from gatewaybench.analysis.tables import NOT_RUN_CELL, PivotCell, pivot, plain_text
 
 SEVERITY_LIMITS = (0.0, 1.0, 5.0, 20.0)  # failure %: s0 = none ... s4 = 20 % and more
 
@@ -43,10 +43,6 @@ def _number(value: Any, fmt: str) -> str:
     return "n/a" if math.isnan(number) else format(number, fmt)
 
 
-def _text(value: Any) -> str:
-    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
-
-
 def seed_table(steps: pd.DataFrame, column: str, caption: str, fmt: str,
                coloured: bool = False) -> Table:  # fmt: skip
     """server (rows) x users (columns) from analysis.tables.pivot, the terminal's pivot: the same
@@ -77,7 +73,7 @@ def records_table(df: pd.DataFrame, columns: list[tuple[str, str, str]], caption
     """Rows of a DataFrame, selected columns as (column, heading, format)."""
     table = Table(caption, [heading for _, heading, _ in columns])
     for rec in df.to_dict("records"):
-        table.rows.append([Cell(_number(rec.get(c), f) if f else _text(rec.get(c)))
+        table.rows.append([Cell(_number(rec.get(c), f) if f else plain_text(rec.get(c)))
                            for c, _, f in columns])  # fmt: skip
     return table
 
