@@ -24,7 +24,7 @@ from gatewaybench.servers import REGISTRY, THREADS_GREENLET
 from gatewaybench.signals import checkpoint
 from gatewaybench.stack import pollsdb
 from gatewaybench.stack.logs import LOG_CAP_BYTES
-from gatewaybench.stack.verify import verify_scenario
+from gatewaybench.stack.verify import DebugProbe, probe_debug, verify_scenario
 
 
 def run_cell(ctx: Context, cell: Cell, db: Database, repeat: int) -> bool:
@@ -104,6 +104,7 @@ def start_cell_stack(
         f"{in_flight_text(cell, eff)}, database connections {eff.db_text})"
     )
     target = ctx.backend.start_cell(ctx, stack, cell, label, db)
+    _record_debug(ctx, label, probe_debug(target.nginx_port))
     if source.is_sample:
         _record_runtime(ctx, cell, label, target.runtime)
         verify_scenario(target.nginx_port, ctx.question_ids[0])
@@ -131,6 +132,21 @@ def _expected_wait(ctx: Context, cell: Cell) -> Wait | None:
         db_wait_ms=ctx.spec.django.db_wait_ms,
         blocking_slots=blocking_slots(cell, eff),
     )
+
+
+def _record_debug(ctx: Context, label: str, probe: DebugProbe) -> None:
+    """DEBUG as the running app shows it, in the manifest; on or unknown is a caveat (loud, but
+    it invalidates nothing: the figures are what that app did)."""
+    ctx.rec.set_server(label, django=probe.to_json())
+    if probe.debug:
+        _warn(
+            ctx,
+            f"{label}: the app runs with DEBUG = True (its 404 is Django's debug page): Django "
+            "then keeps every SQL query in memory and renders debug pages, so these figures are "
+            "not what the app serves in production; set DEBUG = False to benchmark it",
+        )
+    elif probe.debug is None:
+        _warn(ctx, f"{label}: whether the app runs with DEBUG on was not observed ({probe.how})")
 
 
 def _record_runtime(ctx: Context, cell: Cell, label: str, info: dict[str, Any]) -> None:

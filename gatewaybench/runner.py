@@ -133,7 +133,6 @@ def _manifest_base(spec: RunSpec, backend: Backend) -> dict[str, Any]:
             "budget": {"processes": spec.workers, "threads": spec.threads},
             "pg_max_connections": sized_max_connections(spec),
             "warnings": matrix_warnings(spec),
-            "django": {"DEBUG": False},
         },
         "versions": backend.versions(),
         "machine": provenance.machine(),

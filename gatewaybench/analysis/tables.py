@@ -175,12 +175,19 @@ def caveats(df: pd.DataFrame) -> list[str]:
     return out
 
 
+def configuration_caveats(manifest: dict[str, Any]) -> list[str]:
+    """What the run warned about its configuration and the app (e.g. DEBUG on), as caveats."""
+    warnings = manifest.get("resolved", {}).get("warnings", [])
+    return [f"Configuration warning: {w}" for w in warnings]
+
+
 def run_summary(run_dir: Path) -> str:
     """Everything printed at the end of a run, rebuilt from the run directory alone."""
     df = read_steps(run_dir)
     if df.empty:
         return "no steps finished"
-    spec = read_manifest(run_dir).get("spec", {})
+    manifest = read_manifest(run_dir)
+    spec = manifest.get("spec", {})
     limits = spec.get("thresholds", {"slo_ms": 1000.0, "fail_pct": 1.0})
     load = spec.get("load", {})
     ramp, warmup, window = (f"{float(load.get(k, math.nan)):g}" for k in
@@ -190,7 +197,7 @@ def run_summary(run_dir: Path) -> str:
         f"then a {window} s steady window the figures come from."
     )
     parts = [header, seed_tables(df), capacity_text(df, limits["fail_pct"], limits["slo_ms"])]
-    notes = caveats(df)
+    notes = caveats(df) + configuration_caveats(manifest)
     if notes:
         parts.append("Caveats:\n" + "\n".join(f"- {n}" for n in notes))
     return "\n\n".join(p for p in parts if p)

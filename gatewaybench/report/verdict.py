@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from gatewaybench.analysis import crossover
-from gatewaybench.analysis.tables import caveats
+from gatewaybench.analysis.tables import caveats, configuration_caveats
 from gatewaybench.report.data import RunData
 
 HELD_ALL = "every step was held"
@@ -75,10 +75,7 @@ def verdict(run: RunData) -> tuple[list[str], list[str]]:
     the headline and comes first."""
     if run.steps.empty:
         return ["No step finished, so there is nothing to conclude."], []
-    notes = caveats(run.steps)
-    notes += [
-        f"Configuration warning: {w}" for w in run.manifest.get("resolved", {}).get("warnings", [])
-    ]
+    notes = caveats(run.steps) + configuration_caveats(run.manifest)
     status = run.manifest.get("status")
     if status != "complete":
         notes.insert(0, f"The run is {status}: this report shows only the steps that finished.")

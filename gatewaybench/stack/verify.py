@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import http.client
 import re
+import secrets
 import urllib.parse
+from dataclasses import dataclass
 
 from gatewaybench.errors import StackError
 from gatewaybench.stack.net import LOOPBACK
@@ -17,6 +19,8 @@ CSRF_RE = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 CHOICE_RE = re.compile(r'name="choice" id="choice\d+" value="(\d+)"')
 COOKIE_RE = re.compile(r"csrftoken=([^;]+)")
 TIMEOUT_S = 10
+# Django's technical 404 page (shown only while DEBUG is on) says so in these words.
+DEBUG_PAGE_MARK = "DEBUG = True"
 
 
 def _request(
@@ -70,3 +74,31 @@ def _round_trip(port: int, question_id: int) -> None:
     status, _, body = _request(port, "GET", urllib.parse.urlparse(location).path)
     if status != 200:
         raise StackError(f"scenario check: results page gave {status}", "see logs/", body[:500])
+
+
+@dataclass(frozen=True)
+class DebugProbe:
+    """Whether the running app has Django's DEBUG on, as its own 404 page shows it; `debug` is
+    None when the answer could not show it (a catch-all route, a proxy page)."""
+
+    debug: bool | None
+    how: str
+
+    def to_json(self) -> dict[str, object]:
+        return {"DEBUG": self.debug, "observed_by": self.how}
+
+
+def probe_debug(port: int) -> DebugProbe:
+    """Ask the running app, through nginx, for a path no app routes: with DEBUG on Django answers
+    with its technical 404 page, which names the setting. Read from the app as it runs, not from
+    settings the harness wrote (a project may hard-code DEBUG = True)."""
+    path = f"/gatewaybench-probe-{secrets.token_hex(6)}/"
+    try:
+        status, _, body = _request(port, "GET", path)
+    except OSError as exc:
+        return DebugProbe(None, f"GET {path} failed: {exc}")
+    if status != 404:
+        return DebugProbe(None, f"GET {path} answered {status}, not 404: DEBUG not observable")
+    debug = DEBUG_PAGE_MARK in body.replace("<code>", "").replace("</code>", "")
+    page = "Django's debug 404 page" if debug else "a 404 without Django's debug page"
+    return DebugProbe(debug, f"GET {path} through nginx answered {page}")

@@ -55,6 +55,11 @@ def test_own_django_project_is_benchmarked_like_the_sample(own: Bench) -> None:
     argvs = [manifest["servers"][s]["argv"] for s in ("gunicorn", "uvicorn")]
     assert argvs[0][-1] == "tinysite.wsgi:application"
     assert argvs[1][-1] == "tinysite.asgi:application"
+    # DEBUG as the running app showed it, not as any settings of ours say
+    for server in ("gunicorn", "uvicorn"):
+        assert manifest["servers"][server]["django"]["DEBUG"] is False
+    assert "DEBUG" not in manifest["resolved"].get("django", {})
+    assert "DEBUG = True" not in own.stdout
     # The notes the scenario posted are in the project's own table.
     access = (run_dir / "logs" / "nginx-uvicorn-access.log").read_text()
     assert '"POST /notes/"' in access and " 201 " in access
@@ -85,3 +90,30 @@ def test_own_app_without_an_asgi_target_is_refused_for_asgi_servers(tmp_path: Pa
     assert out.code == 2
     assert "uvicorn is ASGI but --asgi is not given" in out.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_an_app_with_debug_hard_coded_on_is_recorded_and_called_out(tmp_path: Path) -> None:
+    """A project that hard-codes DEBUG = True (tinysite.settings_debug, as a real public project
+    did): the manifest records what the running app showed, and the summary and the report say
+    loudly that the figures are not production's. Nothing is invalidated."""
+    debug = run_bench(
+        tmp_path,
+        "--app-dir", str(APP),
+        "--wsgi", "tinysite.wsgi_debug:application",
+        "--locustfile", str(APP / "locustfile.py"),
+        "--setup", "manage.py migrate --noinput",
+        "--health-path", "/healthz",
+        "--servers", "gunicorn", "--users", "2",
+        "--ramp", "1", "--warmup", "1", "--window", "2", "--workers", "1", "--label", "debug",
+        timeout_s=300,
+    )  # fmt: skip
+    assert [(r["server"], r["status"], r["valid"]) for r in debug.rows] == [
+        ("gunicorn", "ok", "True")
+    ]
+    manifest = json.loads((debug.run_dir / "manifest.json").read_text())
+    observed = manifest["servers"]["gunicorn"]["django"]
+    assert observed["DEBUG"] is True and "debug 404 page" in observed["observed_by"]
+    caveat = "the app runs with DEBUG = True"
+    assert any(caveat in w for w in manifest["resolved"]["warnings"])
+    assert caveat in debug.stdout  # the summary's caveats
+    assert caveat in (debug.run_dir / "report.html").read_text()
