@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +18,61 @@ from loadtests.recording import TASK_KEY, THINK_KEY, Recorder, bucket_us
 T0 = 1_800_000_000  # a whole second
 
 
-def test_bucket_keeps_three_significant_digits() -> None:
-    assert bucket_us(0.4567) == 457
-    assert bucket_us(12.3456) == 12300
-    assert bucket_us(1234.5) == 1230000
-    for ms in (0.8, 3.21, 47.77, 999.9, 12345.6):
-        assert abs(bucket_us(ms) - ms * 1000) / (ms * 1000) <= 0.005
+def _log_spaced_ms(low_ms: float, high_ms: float, n: int) -> list[float]:
+    ratio = (high_ms / low_ms) ** (1 / (n - 1))
+    return [low_ms * ratio**i for i in range(n)]
+
+
+# 0.1 ms .. 60 s: log-spaced (every bucket width), plus random values between.
+VALUES_MS = _log_spaced_ms(0.1, 60_000, 20_000) + [
+    math.exp(random.Random(7).uniform(math.log(0.1), math.log(60_000))) for _ in range(20_000)
+]
+
+
+def test_a_recorded_latency_is_within_its_stated_bound() -> None:
+    """bucket_us's docstring: |recorded - true| <= max(true / 2048, 0.5 us)."""
+    for ms in VALUES_MS:
+        us = ms * 1000
+        error = abs(bucket_us(ms) - us)
+        assert error <= max(us / 2048, 0.5) * (1 + 1e-12), ms
+        if us >= 500:  # HdrHistogram's 3 significant digits: within 0.1 %
+            assert error <= us / 1000, ms
+
+
+def test_buckets_are_hdrhistograms_at_3_significant_digits() -> None:
+    """2048 sub-buckets per power of two: every microsecond below 2048 us is its own bucket,
+    then no bucket is wider than 1/1024 of its values, and each is recorded at its midpoint."""
+    for start, n in ((0, 1 << 13), (1 << 20, 1 << 15), ((1 << 25) + 12345, 1 << 17)):
+        buckets: dict[int, list[int]] = {}
+        for us in range(start, start + n):  # whole microseconds, in ms as Locust gives them
+            buckets.setdefault(bucket_us(us / 1000), []).append(us)
+        for recorded, members in list(buckets.items())[1:-1]:  # the ends may be cut off
+            low, high = members[0], members[-1] + 1
+            assert high - low <= max(1, low // 1024), (recorded, low, high)
+            assert recorded == (low + high) // 2 if high - low > 1 else recorded == low
+    assert [bucket_us(ms) for ms in (0.4567, 2.047, 2.048, 2.0499, 2.05, 4.096)] == [
+        457, 2047, 2049, 2049, 2051, 4098,
+    ]  # fmt: skip
+    assert bucket_us(0.0) == bucket_us(-1.0) == 0
+
+
+def test_merged_histograms_give_percentiles_within_the_bound() -> None:
+    """Latencies recorded by three processes over several seconds, merged as analysis merges
+    them: every percentile is within the bound of the exact one (nearest rank)."""
+    rng = random.Random(11)
+    latencies = [rng.lognormvariate(math.log(40), 1.2) for _ in range(30_000)]
+    parts = [Histogram() for _ in range(3 * 5)]  # 3 processes x 5 seconds
+    for i, ms in enumerate(latencies):
+        parts[i % len(parts)].counts[bucket_us(ms)] += 1
+    merged = Histogram()
+    for part in parts:
+        merged.merge(Histogram.from_json(json.loads(json.dumps(part.to_json()))))
+    assert merged.total == len(latencies)
+    ordered = sorted(latencies)
+    for q in (50, 90, 95, 99, 99.9, 100):
+        exact = ordered[max(1, math.ceil(q / 100 * len(ordered))) - 1]
+        assert abs(merged.percentile_ms(q) - exact) <= max(exact / 2048, 0.0005) * (1 + 1e-12)
+    assert merged.mean_ms() == pytest.approx(sum(latencies) / len(latencies), rel=1 / 2048)
 
 
 def test_histogram_percentiles_are_exact_on_known_data() -> None:
