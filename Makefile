@@ -76,7 +76,7 @@ clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
 
 # Docker (compose backend): the same matrix with every component in a container, through the
-# docker SDK (needs a Docker engine; see README "Docker (compose backend)").
+# docker SDK (a Docker or Podman engine; make engine sets one up; see docs/docker.md).
 bench-docker: install engine
 	$(PY) -m gatewaybench run --backend compose $(BENCH_ARGS)
 

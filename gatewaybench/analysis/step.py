@@ -84,7 +84,7 @@ class StepRow:
     nginx_requests: int | None = None  # nginx's own count for the window (cross-check)
     nginx_p50_ms: float = math.nan
     xcheck: str = ""
-    upstream_requests: int | None = None  # the delayed upstream's own count for the window
+    upstream_requests: int | None = None  # the delayed upstream's own count over the whole step
     upstream_p50_ms: float = math.nan
     upstream_check: str = ""
     wait_bound_rps: float = math.nan  # a blocking cell's most requests/s under its wait
