@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
-import pandas as pd
 
+from gatewaybench.analysis.tables import Pivot, pivot
 from gatewaybench.report import figures
 from gatewaybench.report.data import RunData, load_run
 from gatewaybench.report.render import data_uri, environment
@@ -20,35 +20,32 @@ METRICS = (("fail_pct", "Failure %", ".1f"), ("rps", "Requests/sec", ".1f"),
            ("p95_ms", "p95 latency (ms)", ".0f"))  # fmt: skip
 
 
-def _cell_value(steps: pd.DataFrame, server: str, users: int, column: str) -> tuple[float, bool]:
-    rows = steps[
-        (steps["server"] == server) & (steps["users"] == users) & (steps["status"] == "ok")
-    ]
-    if rows.empty:
-        return math.nan, False
-    return float(rows[column].mean()), bool(rows["valid"].all())
+def _mean(p: Pivot, server: str, users: int) -> float:
+    cell = p.cell(server, users)
+    return math.nan if cell is None or cell.value.n == 0 else cell.value.mean
 
 
 def comparison_table(runs: list[RunData], column: str, caption: str, fmt: str) -> Table:
+    """Each run's seed-table cells (marked by the seed tables' one rule), and under every run
+    after the first its difference to the first."""
     users = sorted({int(u) for run in runs for u in run.steps["users"]})
     servers = list(dict.fromkeys(s for run in runs for s in run.servers))
     table = Table(caption, ["server", "run", *[str(u) for u in users]])
-    base = runs[0]
+    pivots = [pivot(run.steps, column) for run in runs]
     for server in servers:
-        for index, run in enumerate(runs):
+        for index, (run, p) in enumerate(zip(runs, pivots, strict=True)):
             cells = [Cell(server, "rowhead"), Cell(run.run_id)]
             deltas = [Cell(server, "rowhead"), Cell(f"Δ {run.run_id} - base")]
             for u in users:
-                value, valid = _cell_value(run.steps, server, u, column)
+                value = _mean(p, server, u)
                 css = severity(value) if column == "fail_pct" and not math.isnan(value) else ""
-                text = "n/a" if math.isnan(value) else format(value, fmt) + ("" if valid else "*")
-                cells.append(Cell(text, css))
-                base_value, _ = _cell_value(base.steps, server, u, column)
-                deltas.append(Cell(_delta(value, base_value, fmt), "delta"))
+                cells.append(Cell(p.text(server, u, fmt, with_ci=False), css))
+                deltas.append(Cell(_delta(value, _mean(pivots[0], server, u), fmt), "delta"))
             table.rows.append(cells)
             if index > 0:
                 table.rows.append(deltas)
-    table.note = "* invalid step. Δ rows: this run minus the base (first) run, and in percent."
+    legend = sorted({line for p in pivots for line in p.legend()})
+    table.note = " ".join([*legend, "Δ rows: this run minus the base (first) run, and in percent."])
     return table
 
 

@@ -20,6 +20,7 @@ from matplotlib.figure import Figure as MplFigure
 from matplotlib.lines import Line2D
 
 from gatewaybench.analysis.crossover import Crossover, Point
+from gatewaybench.analysis.tables import pivot
 from gatewaybench.servers import REGISTRY
 
 matplotlib.rcParams.update(
@@ -62,9 +63,15 @@ def to_svg(fig: MplFigure) -> str:
 
 
 def _mean_by_users(df: pd.DataFrame, column: str) -> pd.DataFrame:
-    ok = df[df["status"] == "ok"]
-    grouped = ok.groupby("users").agg(value=(column, "mean"), valid=("valid", "all"))
-    return grouped.reset_index()
+    """One point per users step: the seed table's cell (mean of the finished repeats), flagged
+    invalid by the seed tables' one rule (any invalid or failed repeat)."""
+    p = pivot(df, column)
+    points = [
+        (users, cell.value.mean, not cell.invalid)
+        for (_, users), cell in sorted(p.cells.items(), key=lambda item: item[0][1])
+        if cell.value.n > 0
+    ]
+    return pd.DataFrame(points, columns=["users", "value", "valid"])
 
 
 def _plot_servers(
