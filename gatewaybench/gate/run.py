@@ -285,6 +285,7 @@ def _cluster(ctx: Context) -> Iterator[postgres.Cluster]:
                     ctx.run_dir / "logs",
                     local_backend(ctx).resolved.pg_port,
                     settings,
+                    env=ctx.child_env(),
                 )
             )
         yield cluster

@@ -131,6 +131,7 @@ class LocalBackend:
                 logs,
                 self.resolved.pg_port,
                 replace(spec.postgres, max_connections=sized_max_connections(spec)),
+                env=ctx.child_env(),
             )
         )
         resolved = ctx.rec.manifest["resolved"]
@@ -163,6 +164,7 @@ class LocalBackend:
                 upstream_port=self.resolved.app_port,
                 conf_dir=ctx.run_dir / "conf",
                 logs=ctx.run_dir / "logs",
+                env=ctx.child_env(),
                 name=label,
                 health_path=ctx.spec.app.health_path,
                 request_buffering=cell.request_buffering,
@@ -242,6 +244,7 @@ class LocalBackend:
                 port=self.resolved.upstream_port,
                 conf_dir=ctx.run_dir / "conf",
                 logs=ctx.run_dir / "logs",
+                env=ctx.child_env(),
                 name=label,
             )
         )

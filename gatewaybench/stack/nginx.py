@@ -9,7 +9,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,6 +133,7 @@ def running_nginx(
     name: str,
     health_path: str = "/healthz",
     request_buffering: bool = True,
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[process.ManagedProcess]:
     """Render the config for this server, start nginx, wait for the app's health path through
     it, stop it."""
@@ -151,7 +152,7 @@ def running_nginx(
     with supervised(
         binary, files.conf, temp_dir, files.error_log, name=f"nginx ({name})",
         log_path=logs / f"nginx-{name}.log", port=port, health_path=health_path,
-        what="through nginx",
+        what="through nginx", env=env,
     ) as proc:  # fmt: skip
         yield proc
 
@@ -168,11 +169,13 @@ def supervised(
     port: int,
     health_path: str,
     what: str,
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[process.ManagedProcess]:
     """An nginx master on a rendered config, awaited on its health path, then stopped and its
-    prefix (temp) directory removed: the front nginx and the delayed upstream alike."""
+    prefix (temp) directory removed: the front nginx and the delayed upstream alike. `env`: the
+    run's child environment (with the run marker); None: this process's."""
     argv = [str(binary), "-p", str(prefix), "-e", str(error_log), "-c", str(conf)]
-    proc = process.start(name, argv, log_path=log_path)
+    proc = process.start(name, argv, log_path=log_path, env=env)
     try:
         process.wait_until(
             proc,

@@ -18,7 +18,7 @@ import stat
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -192,7 +192,14 @@ def _data_dir_location(run_dir: Path, user: str | None) -> Path:
 
 
 def _initdb(
-    bins: Binaries, data_dir: Path, secret_dir: Path, *, password: str, user: str | None, log: Path
+    bins: Binaries,
+    data_dir: Path,
+    secret_dir: Path,
+    *,
+    password: str,
+    user: str | None,
+    log: Path,
+    env: Mapping[str, str] | None,
 ) -> None:
     pwfile = secret_dir / "pwfile"
     pwfile.write_text(password + "\n")
@@ -219,6 +226,7 @@ def _initdb(
             ],
             log_path=log,
             timeout_s=INITDB_TIMEOUT_S,
+            env=env,
             user=user,
             finish_on_interrupt=True,
         )
@@ -243,9 +251,17 @@ def postgres_argv(
 
 @contextmanager
 def running_cluster(
-    bins: Binaries, run_dir: Path, logs: Path, port: int, settings: PostgresSettings
+    bins: Binaries,
+    run_dir: Path,
+    logs: Path,
+    port: int,
+    settings: PostgresSettings,
+    *,
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[Cluster]:
-    """Create, start and finally stop and delete a private cluster (its log stays in logs/)."""
+    """Create, start and finally stop and delete a private cluster (its log stays in logs/).
+    `env` is the run's child environment (Context.child_env: it carries the run marker that
+    finds leftovers by environment); None: this process's."""
     user = run_as_user()
     data_dir = _data_dir_location(run_dir, user)
     socket_dir = Path(tempfile.mkdtemp(prefix=temp_prefix("pg")))
@@ -256,11 +272,15 @@ def running_cluster(
             entry = pwd.getpwnam(user)
             os.chown(socket_dir, entry.pw_uid, entry.pw_gid)
         _private_dir(data_dir, user)
-        _initdb(bins, data_dir, socket_dir, password=password, user=user, log=logs / "initdb.log")
+        _initdb(
+            bins, data_dir, socket_dir, password=password, user=user, log=logs / "initdb.log",
+            env=env,
+        )  # fmt: skip
         proc = process.start(
             "postgres",
             postgres_argv(bins, data_dir, socket_dir, port, settings),
             log_path=logs / "postgres.log",
+            env=env,
             user=user,
             stop_signal=signal.SIGINT,  # "fast" shutdown; SIGTERM would wait for clients
         )

@@ -8,7 +8,7 @@ own access log (gatewaybench.analysis.upstreamlog). Config rendering is pure; st
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,7 +86,14 @@ class Upstream:
 
 @contextmanager
 def running_upstream(
-    binary: Path, echo_module: Path, *, port: int, conf_dir: Path, logs: Path, name: str
+    binary: Path,
+    echo_module: Path,
+    *,
+    port: int,
+    conf_dir: Path,
+    logs: Path,
+    name: str,
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[Upstream]:
     """Render the config, start the upstream nginx, wait for its health path, stop it. One per
     cell's stack, like the front nginx: its log and its fate belong to that cell."""
@@ -103,6 +110,6 @@ def running_upstream(
     with supervised(
         binary, files.conf, temp_dir, files.error_log, name=f"upstream ({name})",
         log_path=logs / f"upstream-{name}.log", port=port, health_path=HEALTH_PATH,
-        what="(the delayed upstream)",
+        what="(the delayed upstream)", env=env,
     ) as proc:  # fmt: skip
         yield Upstream(proc, port, files)

@@ -14,6 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from gatewaybench.context import RUN_MARKER_ENV
 from tests.conftest import assert_nothing_left
 from tests.harness import announced_run_dir, start, wait_for_path
 
@@ -32,6 +33,28 @@ def _child_running(harness: int, name: str) -> psutil.Process:
     raise AssertionError(f"no {name} child of the harness")
 
 
+def _every_child_carries_the_run_marker(harness: int, run_dir: Path) -> None:
+    """Everything the run started (the PostgreSQL postmaster, the app server, Locust, nginx)
+    starts with the run in its environment, so leftovers are found by it. Processes that write
+    their title over their environment block (nginx, PostgreSQL's backends) no longer show one:
+    they are judged by their parents."""
+    marked, unmarked = set(), []
+    for child in psutil.Process(harness).children(recursive=True):
+        try:
+            name, path = child.name(), f"/proc/{child.pid}/environ"
+            block = Path(path).read_bytes().split(b"\0")
+        except (psutil.NoSuchProcess, FileNotFoundError, ProcessLookupError):
+            continue
+        if not block[0] or b"=" not in block[0]:
+            continue  # overwritten by the process's own title
+        if f"{RUN_MARKER_ENV}={run_dir}".encode() in block:
+            marked.add(name)
+        else:
+            unmarked.append(f"{child.pid} {name}")
+    assert not unmarked, unmarked
+    assert {"postgres", "gunicorn"} <= marked, marked
+
+
 def test_postgres_and_app_crashes_fail_their_cells_and_the_matrix_goes_on(tmp_path: Path) -> None:
     args = ["--servers", "gunicorn,uvicorn,hypercorn", "--users", "4,8", "--ramp", "1",
             "--warmup", "1", "--window", "4", "--workers", "2"]  # fmt: skip
@@ -40,6 +63,7 @@ def test_postgres_and_app_crashes_fail_their_cells_and_the_matrix_goes_on(tmp_pa
         # PostgreSQL dies under gunicorn's first step (an immediate shutdown: the postmaster and
         # every backend exit at once, as in a crash, but its shared memory is released).
         _into_step(run_dir, "raw/gunicorn/r1/u4", proc)
+        _every_child_carries_the_run_marker(proc.pid, run_dir)
         manifest = json.loads((run_dir / "manifest.json").read_text())
         pid_file = Path(manifest["resolved"]["postgres_data_dir"]) / "postmaster.pid"
         os.kill(int(pid_file.read_text().split()[0]), signal.SIGQUIT)
