@@ -5,7 +5,6 @@ gate.junit.xml and trials.csv."""
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 
 from gatewaybench.gate import outputs
@@ -15,6 +14,7 @@ from gatewaybench.gate.verdict import MetricResult, Trial, gate_exit_code
 from gatewaybench.report.render import environment
 from gatewaybench.report.tables import Cell, Table
 from gatewaybench.results.files import write_atomic
+from gatewaybench.results.schema import read_manifest
 
 METRIC_KEYS = ("latency_p50_ms", "latency_p95_ms", "cpu_ms_per_req", "plateau_rps")
 TRIAL_COLUMNS = ("server", "side", "block", "position", *METRIC_KEYS, "fail_pct", "http_5xx",
@@ -36,7 +36,7 @@ def trials_table(trials: list[tuple[str, Trial]]) -> Table:
 def render_gate_html(
     gate_dir: Path, results: list[MetricResult], trials: list[tuple[str, Trial]]
 ) -> str:
-    manifest = json.loads((gate_dir / "manifest.json").read_text())
+    manifest = read_manifest(gate_dir)
     comparison = Comparison(tuple(results), gate_exit_code(results))
     return (
         environment()
