@@ -12,7 +12,7 @@ from gatewaybench.gate.outputs import Comparison, headline
 from gatewaybench.gate.runs import verdict_table
 from gatewaybench.gate.verdict import MetricResult, Trial, gate_exit_code
 from gatewaybench.report.render import environment
-from gatewaybench.report.tables import Cell, Table
+from gatewaybench.report.tables import Table, TableCell
 from gatewaybench.results.files import write_atomic
 from gatewaybench.results.schema import read_manifest
 
@@ -25,10 +25,15 @@ def trials_table(trials: list[tuple[str, Trial]]) -> Table:
     table = Table("Trials, in the order run", ["server", "block", "position", "side", *METRIC_KEYS,
                                               "fail %", "5xx", "valid"])  # fmt: skip
     for server, t in trials:
-        cells = [Cell(server, "rowhead"), Cell(str(t.block)), Cell(str(t.position)), Cell(t.side)]
-        cells += [Cell(f"{t.values[k]:.2f}") for k in METRIC_KEYS]
-        valid = Cell("yes" if t.valid else "no", "" if t.valid else "s3", t.invalid_reason)
-        cells += [Cell(f"{t.fail_pct:.2f}"), Cell(str(t.http_5xx)), valid]
+        cells = [
+            TableCell(server, "rowhead"),
+            TableCell(str(t.block)),
+            TableCell(str(t.position)),
+            TableCell(t.side),
+        ]
+        cells += [TableCell(f"{t.values[k]:.2f}") for k in METRIC_KEYS]
+        valid = TableCell("yes" if t.valid else "no", "" if t.valid else "s3", t.invalid_reason)
+        cells += [TableCell(f"{t.fail_pct:.2f}"), TableCell(str(t.http_5xx)), valid]
         table.rows.append(cells)
     return table
 

@@ -26,7 +26,7 @@ from gatewaybench.gate.outputs import (
 from gatewaybench.gate.verdict import format_p, format_pct
 from gatewaybench.report.compare import render_comparison
 from gatewaybench.report.data import RunData, load_run
-from gatewaybench.report.tables import Cell, Table
+from gatewaybench.report.tables import Table, TableCell
 from gatewaybench.results.files import write_atomic
 
 # server -> metric -> one value per repeat
@@ -99,14 +99,14 @@ def verdict_table(comparison: Comparison) -> Table:
     for r in comparison.results:
         table.rows.append(
             [
-                Cell(r.server, "rowhead"),
-                Cell(r.metric),
-                Cell(format_pct(r.median_change_pct)),
-                Cell(f"{format_pct(r.ci_low_pct)} .. {format_pct(r.ci_high_pct)}"),
-                *([Cell(format_pct(r.bound_pct))] if with_bound else []),
-                Cell(format_p(r.p_value)),
-                Cell(str(r.verdict), VERDICT_CSS.get(str(r.verdict), "")),
-                Cell(r.message),
+                TableCell(r.server, "rowhead"),
+                TableCell(r.metric),
+                TableCell(format_pct(r.median_change_pct)),
+                TableCell(f"{format_pct(r.ci_low_pct)} .. {format_pct(r.ci_high_pct)}"),
+                *([TableCell(format_pct(r.bound_pct))] if with_bound else []),
+                TableCell(format_p(r.p_value)),
+                TableCell(str(r.verdict), VERDICT_CSS.get(str(r.verdict), "")),
+                TableCell(r.message),
             ]
         )
     return table

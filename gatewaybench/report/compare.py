@@ -13,7 +13,7 @@ from gatewaybench.analysis.tables import Pivot, pivot
 from gatewaybench.report import figures
 from gatewaybench.report.data import RunData, load_run
 from gatewaybench.report.render import data_uri, environment
-from gatewaybench.report.tables import Cell, Table, severity
+from gatewaybench.report.tables import Table, TableCell, severity
 from gatewaybench.results.files import write_atomic
 
 METRICS = (("fail_pct", "Failure %", ".1f"), ("rps", "Requests/sec", ".1f"),
@@ -34,13 +34,13 @@ def comparison_table(runs: list[RunData], column: str, caption: str, fmt: str) -
     pivots = [pivot(run.steps, column) for run in runs]
     for server in servers:
         for index, (run, p) in enumerate(zip(runs, pivots, strict=True)):
-            cells = [Cell(server, "rowhead"), Cell(run.run_id)]
-            deltas = [Cell(server, "rowhead"), Cell(f"Δ {run.run_id} - base")]
+            cells = [TableCell(server, "rowhead"), TableCell(run.run_id)]
+            deltas = [TableCell(server, "rowhead"), TableCell(f"Δ {run.run_id} - base")]
             for u in users:
                 value = _mean(p, server, u)
                 css = severity(value) if column == "fail_pct" and not math.isnan(value) else ""
-                cells.append(Cell(p.text(server, u, fmt, with_ci=False), css))
-                deltas.append(Cell(_delta(value, _mean(pivots[0], server, u), fmt), "delta"))
+                cells.append(TableCell(p.text(server, u, fmt, with_ci=False), css))
+                deltas.append(TableCell(_delta(value, _mean(pivots[0], server, u), fmt), "delta"))
             table.rows.append(cells)
             if index > 0:
                 table.rows.append(deltas)

@@ -19,7 +19,7 @@ from gatewaybench.analysis import crossover
 from gatewaybench.analysis.capacity import Capacity
 from gatewaybench.report import figures
 from gatewaybench.report.data import RunData, load_run
-from gatewaybench.report.tables import Cell, Table, cells_table, records_table, seed_table
+from gatewaybench.report.tables import Table, TableCell, cells_table, records_table, seed_table
 from gatewaybench.report.verdict import run_crossover, verdict
 from gatewaybench.results.files import write_atomic
 
@@ -88,12 +88,12 @@ def crossover_table(cx: crossover.Crossover) -> Table:
     model = crossover.table(cx)
     table = Table(model.caption, model.header, note=model.note)
     for variant, *texts in model.rows:
-        cells = [Cell(variant, "rowhead")]
+        cells = [TableCell(variant, "rowhead")]
         for wait, text in zip(cx.waits, texts, strict=True):
             p = cx.point(variant, wait)
             invalid = p is not None and p.invalid
             title = "; ".join(p.invalid_reasons) if p is not None else ""
-            cells.append(Cell(text, "invalid" if invalid else "", title))
+            cells.append(TableCell(text, "invalid" if invalid else "", title))
         table.rows.append(cells)
     return table
 

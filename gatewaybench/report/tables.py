@@ -14,7 +14,7 @@ SEVERITY_LIMITS = (0.0, 1.0, 5.0, 20.0)  # failure %: s0 = none ... s4 = 20 % an
 
 
 @dataclass(frozen=True)
-class Cell:
+class TableCell:
     text: str
     css: str = ""
     title: str = ""
@@ -24,7 +24,7 @@ class Cell:
 class Table:
     caption: str
     header: list[str]
-    rows: list[list[Cell]] = field(default_factory=list)
+    rows: list[list[TableCell]] = field(default_factory=list)
     note: str = ""
 
 
@@ -50,30 +50,30 @@ def seed_table(steps: pd.DataFrame, column: str, caption: str, fmt: str,
     p = pivot(steps, column)
     table = Table(caption + p.caption_suffix(with_ci=False), ["server", *map(str, p.users)])
     for server in p.servers:
-        cells = [Cell(server, "rowhead")]
+        cells = [TableCell(server, "rowhead")]
         cells += [_seed_cell(p.cell(server, u), fmt, coloured) for u in p.users]
         table.rows.append(cells)
     table.note = " ".join(p.legend())
     return table
 
 
-def _seed_cell(cell: PivotCell | None, fmt: str, coloured: bool) -> Cell:
+def _seed_cell(cell: PivotCell | None, fmt: str, coloured: bool) -> TableCell:
     if cell is None:
-        return Cell(NOT_RUN_CELL)
+        return TableCell(NOT_RUN_CELL)
     text = cell.text(fmt, with_ci=False)
     if cell.failed:
-        return Cell(text, "failed", cell.reasons)
+        return TableCell(text, "failed", cell.reasons)
     css = severity(cell.fail_pct) if coloured else ""
     if cell.invalid:
-        return Cell(text, f"{css} invalid".strip(), cell.reasons)
-    return Cell(text, css)
+        return TableCell(text, f"{css} invalid".strip(), cell.reasons)
+    return TableCell(text, css)
 
 
 def records_table(df: pd.DataFrame, columns: list[tuple[str, str, str]], caption: str) -> Table:
     """Rows of a DataFrame, selected columns as (column, heading, format)."""
     table = Table(caption, [heading for _, heading, _ in columns])
     for rec in df.to_dict("records"):
-        table.rows.append([Cell(_number(rec.get(c), f) if f else plain_text(rec.get(c)))
+        table.rows.append([TableCell(_number(rec.get(c), f) if f else plain_text(rec.get(c)))
                            for c, _, f in columns])  # fmt: skip
     return table
 
@@ -110,17 +110,17 @@ def cells_table(manifest: dict[str, Any]) -> Table:
         threads = s.get("threads", "1")
         table.rows.append(
             [
-                Cell(label, "rowhead"),
-                Cell(str(s.get("server_name", label))),
-                Cell(str(s.get("interface", ""))),
-                Cell(str(runtime.get("views", s.get("views", "sync")))),
-                Cell(str(s.get("db", "close"))),
-                Cell(driver_text),
-                Cell(f"{s.get('processes', s.get('workers', '?'))} x {threads}"),
-                Cell(str(s.get("in_flight", "?"))),  # manifests before the fact: unknown
-                Cell(str(s.get("pool_max", 0) or "-")),
-                Cell(str(s.get("max_db_connections", "?"))),
-                Cell(str(s.get("status", ""))),
+                TableCell(label, "rowhead"),
+                TableCell(str(s.get("server_name", label))),
+                TableCell(str(s.get("interface", ""))),
+                TableCell(str(runtime.get("views", s.get("views", "sync")))),
+                TableCell(str(s.get("db", "close"))),
+                TableCell(driver_text),
+                TableCell(f"{s.get('processes', s.get('workers', '?'))} x {threads}"),
+                TableCell(str(s.get("in_flight", "?"))),  # manifests before the fact: unknown
+                TableCell(str(s.get("pool_max", 0) or "-")),
+                TableCell(str(s.get("max_db_connections", "?"))),
+                TableCell(str(s.get("status", ""))),
             ]
         )
     table.note = (
