@@ -19,8 +19,8 @@ from gatewaybench.analysis import crossover
 from gatewaybench.analysis.capacity import Capacity
 from gatewaybench.report import figures
 from gatewaybench.report.data import RunData, load_run
+from gatewaybench.report.findings import findings, run_crossover
 from gatewaybench.report.tables import Table, TableCell, cells_table, records_table, seed_table
-from gatewaybench.report.verdict import run_crossover, verdict
 from gatewaybench.results.files import write_atomic
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -160,10 +160,10 @@ def slow_clients_table(run: RunData) -> Table | None:
 
 
 def _context(run: RunData) -> dict[str, Any]:
-    sentences, notes = verdict(run)
+    sentences, notes = findings(run)
     cx = run_crossover(run)
     headline = crossover_context(cx)
-    if headline is not None:  # the verdict opens with the crossover: shown in its own block
+    if headline is not None:  # the findings open with the crossover: shown in its own block
         sentences = sentences[len(headline["sentences"]) :]
     figs = [figures.crossover_figure(cx)] if cx is not None else []
     figs += figures.run_figures(run.steps, run.resources)

@@ -70,7 +70,7 @@ def crossover_sentences(run: RunData) -> list[str]:
     return crossover.sentences(cx) if cx is not None else []
 
 
-def verdict(run: RunData) -> tuple[list[str], list[str]]:
+def findings(run: RunData) -> tuple[list[str], list[str]]:
     """(sentences, caveats) for the top of a report; the crossover, when the run has one, is
     the headline and comes first."""
     if run.steps.empty:
