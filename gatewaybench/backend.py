@@ -23,7 +23,7 @@ from gatewaybench.stack.postgres import Dsn
 if TYPE_CHECKING:
     from gatewaybench.context import Context
     from gatewaybench.load.locust_runner import StepPlan
-    from gatewaybench.load.step import Stack, StepLogs
+    from gatewaybench.load.measure import Stack, StepLogs
 
 
 class Database(Protocol):

@@ -9,7 +9,7 @@ from dataclasses import asdict, replace
 from gatewaybench.backend import Database
 from gatewaybench.cells import start_cell_stack
 from gatewaybench.context import Context, RunDatabase
-from gatewaybench.load import calibrate, step
+from gatewaybench.load import calibrate, measure
 from gatewaybench.matrix import Cell
 
 
@@ -67,7 +67,7 @@ def probe_cell(
     with ExitStack() as stack:
         target = start_cell_stack(ctx, stack, cell, db, label)
         while (users := calibrate.next_level(probes, start)) is not None:
-            result = step.measure_step(
+            result = measure.measure_step(
                 probe_spec,
                 target,
                 users=users,

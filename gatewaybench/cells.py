@@ -17,7 +17,7 @@ from gatewaybench.analysis.waits import Wait
 from gatewaybench.backend import Database
 from gatewaybench.context import Context
 from gatewaybench.errors import StackError
-from gatewaybench.load import autoscale, calibrate, step
+from gatewaybench.load import autoscale, calibrate, measure
 from gatewaybench.matrix import Cell, Effective, blocking_slots, effective, in_flight_text
 from gatewaybench.results.rundir import RunRecorder
 from gatewaybench.servers import REGISTRY, THREADS_GREENLET
@@ -91,7 +91,7 @@ def _serve_and_load(ctx: Context, cell: Cell, db: Database, repeat: int) -> None
 
 def start_cell_stack(
     ctx: Context, stack: ExitStack, cell: Cell, db: Database, label: str = ""
-) -> step.Stack:
+) -> measure.Stack:
     """Delayed upstream (when the cell waits), app server and nginx for one cell, by the run's
     backend, checked end to end; stopped by `stack`. `label` names it in logs and rows (default:
     the cell's label)."""
@@ -184,7 +184,7 @@ def _warn(ctx: Context, warning: str) -> None:
         warnings.append(warning)
 
 
-def _run_steps(ctx: Context, cell: Cell, target: step.Stack, repeat: int) -> None:
+def _run_steps(ctx: Context, cell: Cell, target: measure.Stack, repeat: int) -> None:
     auto = ctx.spec.load.processes == 0
     processes, previous = (1 if auto else ctx.spec.load.processes), None
     rows: list[StepRow] = []
@@ -193,7 +193,7 @@ def _run_steps(ctx: Context, cell: Cell, target: step.Stack, repeat: int) -> Non
         if auto:
             processes = autoscale.next_processes(processes, previous, users)
         ctx.progress.step_started(users)
-        result = step.measure_step(
+        result = measure.measure_step(
             ctx.spec,
             target,
             users=users,

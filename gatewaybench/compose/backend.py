@@ -35,7 +35,7 @@ from gatewaybench.compose.render import REPO_ROOT
 from gatewaybench.compose.stats import ContainerMonitor, top_args
 from gatewaybench.errors import StackError
 from gatewaybench.load import locust_runner
-from gatewaybench.load.step import Stack, StepLogs
+from gatewaybench.load.measure import Stack, StepLogs
 from gatewaybench.matrix import Cell
 from gatewaybench.servers import REGISTRY
 from gatewaybench.signals import checkpoint

@@ -43,7 +43,7 @@ from gatewaybench.gate.verdict import (
     judge_server,
     needs_rerun,
 )
-from gatewaybench.load import calibrate, step
+from gatewaybench.load import calibrate, measure
 from gatewaybench.matrix import Cell
 from gatewaybench.progress import Progress, Unit
 from gatewaybench.results import provenance, stale
@@ -398,16 +398,16 @@ def _trial(ctx: Context, where: tuple[Side, SideDb], cell: Cell, lv: Levels, slo
 def _trial_step(
     ctx: Context,
     spec: RunSpec,
-    target: step.Stack,
+    target: measure.Stack,
     users: int,
     *,
     where: tuple[str, str],
     repeat: int,
-) -> step.StepResult:
+) -> measure.StepResult:
     """One of a trial's two steps; `where` is the trial's (label, slot tag)."""
     label, tag = where
     ctx.progress.step_started(users)
-    result = step.measure_step(
+    result = measure.measure_step(
         spec,
         target,
         users=users,
@@ -421,7 +421,7 @@ def _trial_step(
 
 
 def _trial_from(
-    side: str, block: int, position: int, low: step.StepResult, high: step.StepResult
+    side: str, block: int, position: int, low: measure.StepResult, high: measure.StepResult
 ) -> Trial:
     row = low.row
     app_cpu = next((r.cpu_pct for r in low.resources if r.component == "app"), math.nan)

@@ -14,7 +14,7 @@ from gatewaybench import preflight
 from gatewaybench.backend import Database, Measured
 from gatewaybench.errors import StackError
 from gatewaybench.load import locust_runner
-from gatewaybench.load.step import Stack, StepLogs
+from gatewaybench.load.measure import Stack, StepLogs
 from gatewaybench.matrix import Cell, effective
 from gatewaybench.results import provenance
 from gatewaybench.servers import REGISTRY

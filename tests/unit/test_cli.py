@@ -19,7 +19,7 @@ from gatewaybench.backend import Database
 from gatewaybench.context import RUN_MARKER_ENV, Context
 from gatewaybench.errors import StackError
 from gatewaybench.flags import RUN_FLAGS
-from gatewaybench.load.step import Stack
+from gatewaybench.load.measure import Stack
 from gatewaybench.matrix import Cell
 from gatewaybench.runner import run_bench
 from gatewaybench.spec import LoadSettings, RunSpec
