@@ -252,9 +252,9 @@ def spec_from_args(a: argparse.Namespace) -> RunSpec:
 
 
 def _report(run_dirs: Sequence[Path], out: Path | None) -> int:
-    """Render each run's report; with several runs, a comparison report as well."""
-    from gatewaybench.report.compare import render_comparison
+    """Render each run's report; with several runs, the multi-run report as well."""
     from gatewaybench.report.data import load_run
+    from gatewaybench.report.multirun import render_multirun
     from gatewaybench.report.render import render_run
     from gatewaybench.results.rundir import utc_stamp
 
@@ -265,13 +265,13 @@ def _report(run_dirs: Sequence[Path], out: Path | None) -> int:
             print(path)
     if len(run_dirs) > 1:
         target = out or run_dirs[0].resolve().parent / f"compare-{utc_stamp()}"
-        for path in render_comparison(list(run_dirs), target):
+        for path in render_multirun(list(run_dirs), target):
             print(path)
     return 0
 
 
 def _compare(base: Path, cand: Path, out: Path | None) -> int:
-    from gatewaybench.gate.runs import write_comparison
+    from gatewaybench.gate.compare import write_comparison
     from gatewaybench.report.data import load_run
     from gatewaybench.results.rundir import utc_stamp
 

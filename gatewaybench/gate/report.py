@@ -8,8 +8,8 @@ import csv
 from pathlib import Path
 
 from gatewaybench.gate import outputs
+from gatewaybench.gate.compare import verdict_table
 from gatewaybench.gate.outputs import Comparison, headline
-from gatewaybench.gate.runs import verdict_table
 from gatewaybench.gate.verdict import MetricResult, Trial, gate_exit_code
 from gatewaybench.report.render import environment
 from gatewaybench.report.tables import Table, TableCell

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
+from gatewaybench.gate.compare import verdict_table
 from gatewaybench.gate.outputs import (
     Comparison,
     compare_runs_verdicts,
     junit_xml,
     markdown_summary,
 )
-from gatewaybench.gate.runs import verdict_table
 from gatewaybench.gate.sides import PIN_FILES, same_pins
 from gatewaybench.gate.verdict import (
     GateThresholds,

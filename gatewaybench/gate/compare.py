@@ -24,8 +24,8 @@ from gatewaybench.gate.outputs import (
     markdown_summary,
 )
 from gatewaybench.gate.verdict import format_p, format_pct
-from gatewaybench.report.compare import render_comparison
 from gatewaybench.report.data import RunData, load_run
+from gatewaybench.report.multirun import render_multirun
 from gatewaybench.report.tables import Table, TableCell
 from gatewaybench.results.files import write_atomic
 
@@ -113,15 +113,15 @@ def verdict_table(comparison: Comparison) -> Table:
 
 
 def write_comparison(base_dir: Path, cand_dir: Path, out_dir: Path) -> tuple[int, list[Path]]:
-    """The comparison report (HTML + markdown tables and curves), the verdicts as markdown
-    and JUnit XML; returns the exit code and the files written."""
+    """The two runs' multi-run report (HTML + markdown tables and curves) led by the verdicts,
+    and the verdicts as markdown and JUnit XML; returns the exit code and the files written."""
     comparison = compare_runs(base_dir, cand_dir)
     verdict_md = markdown_summary(
         comparison.results,
         title=f"gatewaybench compare: {cand_dir.resolve().name} vs {base_dir.resolve().name}",
         count_label="repeats",
     )
-    paths = render_comparison(
+    paths = render_multirun(
         [base_dir, cand_dir],
         out_dir,
         verdict_md=verdict_md,

@@ -1,5 +1,7 @@
-"""Several run directories side by side: the same tables per run, the difference per cell
-against the first (base) run, and overlaid curves (colour = server, line style = run)."""
+"""The multi-run report (`gatewaybench report A B ...`, and the HTML of `gatewaybench compare`):
+several run directories side by side, the same tables per run, the difference per cell against
+the first (base) run, and overlaid curves (colour = server, line style = run). Its files keep
+their documented names, compare.html and compare.md."""
 
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ def _mean(p: Pivot, server: str, users: int) -> float:
     return math.nan if cell is None or cell.value.n == 0 else cell.value.mean
 
 
-def comparison_table(runs: list[RunData], column: str, caption: str, fmt: str) -> Table:
+def multirun_table(runs: list[RunData], column: str, caption: str, fmt: str) -> Table:
     """Each run's seed-table cells (marked by the seed tables' one rule), and under every run
     after the first its difference to the first."""
     users = sorted({int(u) for run in runs for u in run.steps["users"]})
@@ -73,7 +75,7 @@ def overlay_figure(runs: list[RunData], column: str, title: str, ylabel: str) ->
     return figures.Figure(column, title, alt, figures.to_svg(fig))
 
 
-def render_comparison(
+def render_multirun(
     run_dirs: list[Path],
     out_dir: Path,
     verdict_md: str = "",
@@ -85,7 +87,7 @@ def render_comparison(
         "runs": runs,
         "verdict_md": verdict_md,
         "verdict_table": verdict_table,
-        "tables": [comparison_table(runs, c, f"{label} by server x users", f)
+        "tables": [multirun_table(runs, c, f"{label} by server x users", f)
                    for c, label, f in METRICS],
         "figures": [
             {"alt": f.alt, "src": data_uri(f.svg)}
