@@ -72,7 +72,7 @@ def probe_cell(
                 target,
                 users=users,
                 repeat=1,
-                processes=ctx.spec.load.processes or 1,
+                gen_processes=ctx.spec.load.processes or 1,
                 step_dir=raw / f"u{users}",
                 locust_log=ctx.run_dir / "logs" / f"locust-calibrate-{cell.label}-u{users}.log",
             )

@@ -71,13 +71,15 @@ def _cell_facts(ctx: Context, cell: Cell, eff: Effective) -> dict[str, Any]:
         "views": cell.views,
         "db": cell.db,
         "driver_configured": cell.resolved_driver,
-        "processes": eff.processes,
+        # "processes" and "workers" (below) are both the app server's workers: on-disk
+        # manifest keys, kept as they are (renaming them would need a schema version).
+        "processes": eff.workers,
         "threads": eff.threads_text,
         "pool_max": eff.pool_max,
         "max_db_connections": eff.db_text,
         "in_flight": in_flight_text(cell, eff),
         "upstream_ms": cell.upstream_ms,
-        "workers": eff.processes,
+        "workers": eff.workers,
         **ctx.backend.cell_facts(ctx, cell),
         "note": server.note,
     }
@@ -186,19 +188,19 @@ def _warn(ctx: Context, warning: str) -> None:
 
 def _run_steps(ctx: Context, cell: Cell, target: measure.Stack, repeat: int) -> None:
     auto = ctx.spec.load.processes == 0
-    processes, previous = (1 if auto else ctx.spec.load.processes), None
+    gen_processes, previous = (1 if auto else ctx.spec.load.processes), None
     rows: list[StepRow] = []
     for users in _planned_steps(ctx, cell, rows):
         checkpoint()
         if auto:
-            processes = autoscale.next_processes(processes, previous, users)
+            gen_processes = autoscale.next_processes(gen_processes, previous, users)
         ctx.progress.step_started(users)
         result = measure.measure_step(
             ctx.spec,
             target,
             users=users,
             repeat=repeat,
-            processes=processes,
+            gen_processes=gen_processes,
             step_dir=ctx.run_dir / "raw" / cell.label / f"r{repeat}" / f"u{users}",
             locust_log=ctx.run_dir / "logs" / f"locust-{cell.label}-r{repeat}-u{users}.log",
         )

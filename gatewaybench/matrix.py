@@ -1,5 +1,5 @@
 """The cells of a run: a server with an app variant (views, database connections, driver), and
-what one shared budget of processes x threads means for each of them.
+what one shared budget of worker processes x threads means for each of them.
 
 A cell's label names it everywhere (tables, run directory, report): the server's name alone for
 the seed variant (sync views, a connection per request, psycopg2), otherwise with the variant;
@@ -37,7 +37,7 @@ PERSISTENT_MAX_AGE_S = 60
 class Budget:
     """The same for every server: worker processes x threads per process."""
 
-    processes: int
+    workers: int  # the app server's worker processes (--workers)
     threads: int = 1
 
 
@@ -86,7 +86,7 @@ class Cell:
 class Effective:
     """What a cell runs with under the budget, stated in the report."""
 
-    processes: int
+    workers: int  # the app server's worker processes
     threads: int | None  # per process; None: a thread per request in flight (asgiref)
     pool_max: int  # psycopg pool size per process; 0: no pool
     max_db_connections: int | None  # None: unbounded (grows with requests in flight)
@@ -107,12 +107,12 @@ def effective(cell: Cell, budget: Budget) -> Effective:
     # knob the thread budget has, since asgiref's per-request threads take no flag.
     pool_max = (threads or budget.threads) if cell.db == "pool" else 0
     if pool_max:
-        max_db: int | None = budget.processes * pool_max
+        max_db: int | None = budget.workers * pool_max
     elif threads is None:
         max_db = None  # a connection per request in flight (and per thread with persistent)
     else:
-        max_db = budget.processes * threads
-    return Effective(budget.processes, threads, pool_max, max_db)
+        max_db = budget.workers * threads
+    return Effective(budget.workers, threads, pool_max, max_db)
 
 
 def with_waits(cells: tuple[Cell, ...], waits: tuple[int, ...]) -> tuple[Cell, ...]:
@@ -139,19 +139,19 @@ def in_flight_text(cell: Cell, eff: Effective) -> str:
     mode = REGISTRY[cell.server].threads
     if mode in (THREADS_FLAG, THREADS_NONE):
         threads = eff.threads or 1
-        return f"{eff.processes} x {threads} = {eff.processes * threads}"
+        return f"{eff.workers} x {threads} = {eff.workers * threads}"
     if cell.views == "async":
         return "event loop"
     if mode == THREADS_ASGIREF:
         return "event loop; sync views: a thread per request"
-    return f"event loop: {eff.processes} x {GEVENT_WORKER_CONNECTIONS} greenlets"
+    return f"event loop: {eff.workers} x {GEVENT_WORKER_CONNECTIONS} greenlets"
 
 
 def blocking_slots(cell: Cell, eff: Effective) -> int | None:
     """Requests served at once by a cell that blocks a thread per request; None: no such bound
     (an event loop, greenlets, or asgiref's thread per request)."""
     if REGISTRY[cell.server].threads in (THREADS_FLAG, THREADS_NONE):
-        return eff.processes * (eff.threads or 1)
+        return eff.workers * (eff.threads or 1)
     return None
 
 

@@ -130,6 +130,7 @@ def _manifest_base(spec: RunSpec, backend: Backend) -> dict[str, Any]:
         "resolved": {
             **backend.manifest_resolved(spec),
             "spawn_rate_per_step": {u: spec.load.spawn_rate(u) for u in spec.load.users},
+            # on disk the budget's workers are "processes" (a manifest key, kept as it is)
             "budget": {"processes": spec.workers, "threads": spec.threads},
             "pg_max_connections": sized_max_connections(spec),
             "warnings": matrix_warnings(spec),

@@ -31,7 +31,7 @@ class ServerArgs:
     bin_dir: Path
     host: str
     port: int
-    processes: int
+    workers: int  # the server's worker processes
     threads: int = 1
     app: str = ""  # module:attribute; empty: the sample app's target for the interface
     fd: int | None = None  # inherited listening socket (servers started as instances)
@@ -45,7 +45,7 @@ class ServerDef:
     build_argv: Callable[[ServerArgs], list[str]]
     executable: str  # the console script in the environment's bin directory
     threads: str = THREADS_NONE
-    # False: no workers option; the harness starts `processes` instances on one shared socket.
+    # False: no workers option; the harness starts `workers` instances on one shared socket.
     multi_process: bool = True
     note: str = ""
 
@@ -57,7 +57,7 @@ def _gunicorn_common(a: ServerArgs) -> list[str]:
     return [
         str(a.bin_dir / "gunicorn"),
         f"--bind={a.host}:{a.port}",
-        f"--workers={a.processes}",
+        f"--workers={a.workers}",
         # gunicorn 27 opens a control socket by default; the harness needs no second listener.
         "--no-control-socket",
         "--error-logfile=-",
@@ -94,7 +94,7 @@ def _uvicorn(a: ServerArgs) -> list[str]:
         str(a.bin_dir / "uvicorn"),
         f"--host={a.host}",
         f"--port={a.port}",
-        f"--workers={a.processes}",
+        f"--workers={a.workers}",
         # Django's ASGI handler does not implement lifespan; "off" avoids a warning per worker.
         "--lifespan=off",
         "--no-access-log",
@@ -112,7 +112,7 @@ def _hypercorn(a: ServerArgs) -> list[str]:
     return [
         str(a.bin_dir / "hypercorn"),
         f"--bind={a.host}:{a.port}",
-        f"--workers={a.processes}",
+        f"--workers={a.workers}",
         "--log-level=warning",
         REGISTRY["hypercorn"].target(a),
     ]
@@ -124,7 +124,7 @@ def _granian(a: ServerArgs, interface: str, name: str) -> list[str]:
         f"--interface={interface}",
         f"--host={a.host}",
         f"--port={a.port}",
-        f"--workers={a.processes}",
+        f"--workers={a.workers}",
         "--no-access-log",
         "--log-level=warning",
     ]

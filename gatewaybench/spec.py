@@ -72,7 +72,7 @@ class LoadSettings:
     window_s: int = 30  # the steady window the figures come from
     client_timeout_s: float = 10.0
     stop_timeout_s: float = 15.0  # drain: how long in-flight requests get when a step stops
-    processes: int = 1  # Locust processes (>1: Locust's own master + workers; 0: auto)
+    processes: int = 1  # Locust's generator processes (>1: its own master + workers; 0: auto)
     think_min_s: float = 1.0  # fixed by the scenario (between(1, 2)); recorded for Little's law
     think_max_s: float = 2.0
     auto_steps: int = 7  # --users auto: how many steps bracket the calibrated knees

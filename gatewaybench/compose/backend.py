@@ -6,9 +6,9 @@ come from the same service model as docker-compose.yml (compose/services.py), re
 docker SDK (compose/engine.py) on the engine compose/host.py finds or starts, from images
 compose/images.py pulls or builds. PostgreSQL and nginx are published on 127.0.0.1 (free ports)
 so the harness counts votes and verifies the scenario exactly as it does locally; Locust runs
-in containers on the project network (a master and `processes` workers, Locust's own
-distribution), and its records are copied out after each step. Secrets are generated per run
-and never written.
+in containers on the project network (a master and `gen_processes` generators: Locust's own
+master/worker distribution), and its records are copied out after each step. Secrets are
+generated per run and never written.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 
 READY_TIMEOUT_S = 180  # first start includes the app's imports and PostgreSQL's initdb
 MANAGE_TIMEOUT_S = 300
-WORKER_EXIT_S = 30
+GENERATOR_EXIT_S = 30
 CONNECT_TIMEOUT_S = 30
 
 
@@ -100,11 +100,12 @@ class ComposeComponents:
         spec = dataclasses.replace(self.backend.spec, load=load)
         name = f"{self.label}-{plan.record_dir.parent.name}-{plan.record_dir.name}"
         master = self.backend.start_service(
-            svc.step_master(spec, plan.users, plan.question_ids, plan.processes), name
+            svc.step_master(spec, plan.users, plan.question_ids, plan.gen_processes), name
         )
-        worker = svc.step_worker(spec, plan.users, plan.question_ids)
+        generator = svc.step_generator(spec, plan.users, plan.question_ids)
         locusts = [master] + [
-            self.backend.start_service(worker, f"{name}-{i}") for i in range(1, plan.processes + 1)
+            self.backend.start_service(generator, f"{name}-{i}")
+            for i in range(1, plan.gen_processes + 1)
         ]
         monitor = ContainerMonitor(
             self.groups | {"locust": locusts}, self.database, top_args(self.engine.host.kind)
@@ -117,23 +118,23 @@ class ComposeComponents:
             self._collect(locusts, plan.record_dir, log_path)
         return Measured(code, samples)
 
-    def _wait(self, master: Any, workers: list[Any], load: LoadSettings) -> int | None:
+    def _wait(self, master: Any, generators: list[Any], load: LoadSettings) -> int | None:
         deadline = time.monotonic() + _step_timeout_s(load)
         while self.engine.alive(master) and time.monotonic() < deadline:
             checkpoint()  # a signal ends the step; teardown removes the containers
             time.sleep(0.5)
         code = self.engine.wait_exit(master, 1)
-        for worker in workers:
-            self.engine.wait_exit(worker, WORKER_EXIT_S)
+        for generator in generators:
+            self.engine.wait_exit(generator, GENERATOR_EXIT_S)
         return code
 
     def _collect(self, locusts: list[Any], record_dir: Path, log_path: Path) -> None:
-        """Records and Locust's CSV out of the containers; workers' record files are renamed,
+        """Records and Locust's CSV out of the containers; the generators' record files are renamed,
         since every container's Locust is pid 1 and their names would collide."""
         record_dir.mkdir(parents=True, exist_ok=True)
         self.engine.copy_out(locusts[0], svc.RECORD_DIR, record_dir)
-        for index, worker in enumerate(locusts[1:], start=1):
-            for path in self.engine.copy_out(worker, svc.RECORD_DIR, record_dir, f"c{index}-"):
+        for index, generator in enumerate(locusts[1:], start=1):
+            for path in self.engine.copy_out(generator, svc.RECORD_DIR, record_dir, f"c{index}-"):
                 if path.name.startswith(f"c{index}-record-"):
                     path.rename(path.with_name(path.name.replace(f"c{index}-record-",
                                                                  f"record-c{index}-")))  # fmt: skip

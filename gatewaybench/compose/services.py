@@ -127,7 +127,7 @@ def build_project(spec: RunSpec) -> Project:
         *apps,
         nginx_service(spec, apps),
         locust_master_service(spec),
-        locust_worker_service(spec),
+        locust_generator_service(spec),
     )
     return Project(PROJECT, services, ("pgdata", "locust-results"))
 
@@ -274,8 +274,8 @@ def app_service(spec: RunSpec, cell: Cell) -> Service:
     instances sharing one socket."""
     server = REGISTRY[cell.server]
     budget = spec.budget
-    processes = budget.processes if server.multi_process else 1
-    argv = server.build_argv(ServerArgs(BIN, ANY_ADDRESS, APP_PORT, processes, budget.threads))
+    workers = budget.workers if server.multi_process else 1
+    argv = server.build_argv(ServerArgs(BIN, ANY_ADDRESS, APP_PORT, workers, budget.threads))
     environment = app_environment(spec, cell) | wait_variables(spec, cell)
     return Service(
         name=service_name(cell),
@@ -296,7 +296,7 @@ def app_service(spec: RunSpec, cell: Cell) -> Service:
         ),
         profiles=(profile_name(cell),),
         aliases=("app",),
-        replicas=1 if server.multi_process else budget.processes,
+        replicas=1 if server.multi_process else budget.workers,
         working_dir=APP_DIR,
         user=APP_USER,
         nofile=NOFILE,
@@ -396,14 +396,15 @@ def locust_master_service(spec: RunSpec) -> Service:
     )
 
 
-def locust_worker_service(spec: RunSpec) -> Service:
-    """Scalable: `docker compose up --scale locust-worker=4`."""
+def locust_generator_service(spec: RunSpec) -> Service:
+    """Locust's workers, the load generators; scalable: `docker compose up --scale
+    locust-worker=4` (the service keeps Locust's name, as the committed file and docs say)."""
     return Service(
         name="locust-worker",
         image=APP_IMAGE,
         image_variable="GB_APP_IMAGE",
         build=APP_BUILD,
-        command=worker_command(f"{LOADTESTS}/locustfile.py"),
+        command=generator_command(f"{LOADTESTS}/locustfile.py"),
         component="locust",
         environment=locust_environment(spec),
         depends_on=(Dependency("locust-master", STARTED),),
@@ -413,7 +414,8 @@ def locust_worker_service(spec: RunSpec) -> Service:
     )
 
 
-def worker_command(locustfiles: str) -> tuple[str, ...]:
+def generator_command(locustfiles: str) -> tuple[str, ...]:
+    """A load generator: Locust's worker (its --worker flag) attached to the master."""
     return (
         str(BIN / "locust"),
         f"--locustfile={locustfiles}",
@@ -424,9 +426,12 @@ def worker_command(locustfiles: str) -> tuple[str, ...]:
     )
 
 
-def step_master(spec: RunSpec, users: int, question_ids: tuple[int, ...], workers: int) -> Service:
+def step_master(
+    spec: RunSpec, users: int, question_ids: tuple[int, ...], generators: int
+) -> Service:
     """The harness's master for one step: the local backend's Locust flags (locust_argv), with
-    the container's locustfile, target and record paths, as Locust's own master with workers."""
+    the container's locustfile, target and record paths, as Locust's own master waiting for
+    `generators` workers."""
     plan = locust_runner.StepPlan(
         users, NGINX_PORT, Path(RECORD_DIR), Path(RECORD_DIR) / "locust", question_ids, 1
     )
@@ -434,7 +439,7 @@ def step_master(spec: RunSpec, users: int, question_ids: tuple[int, ...], worker
     argv += [
         "--master",
         f"--master-bind-port={MASTER_PORT}",
-        f"--expect-workers={workers}",
+        f"--expect-workers={generators}",
         "--expect-workers-max-wait=120",
     ]
     env = locust_runner.locust_env({}, spec.load, plan)
@@ -448,12 +453,12 @@ def step_master(spec: RunSpec, users: int, question_ids: tuple[int, ...], worker
     )
 
 
-def step_worker(spec: RunSpec, users: int, question_ids: tuple[int, ...]) -> Service:
+def step_generator(spec: RunSpec, users: int, question_ids: tuple[int, ...]) -> Service:
     plan = locust_runner.StepPlan(
         users, NGINX_PORT, Path(RECORD_DIR), Path(RECORD_DIR) / "locust", question_ids, 1
     )
     env = locust_runner.locust_env({}, spec.load, plan)
-    base = locust_worker_service(spec)
+    base = locust_generator_service(spec)
     return dataclasses.replace(base, environment=dict(sorted(env.items())), profiles=())
 
 

@@ -174,6 +174,7 @@ def _manifest(spec: RunSpec, base: Side, cand: Side, opts: GateOptions) -> dict[
             "trial_database": f"{TRIAL_DB}: a fresh copy of the side's template per trial",
         },
         "resolved": {
+            # on disk the budget's workers are "processes" (a manifest key, kept as it is)
             "budget": {"processes": spec.workers, "threads": spec.threads},
             "pg_max_connections": sized_max_connections(spec),
             "warnings": [],
@@ -412,7 +413,7 @@ def _trial_step(
         target,
         users=users,
         repeat=repeat,
-        processes=1,
+        gen_processes=1,
         step_dir=ctx.run_dir / "raw" / label / tag / f"u{users}",
         locust_log=ctx.run_dir / "logs" / f"locust-{label}-{tag}-u{users}.log",
     )

@@ -35,7 +35,7 @@ class StepPlan:
     record_dir: Path
     csv_prefix: Path
     question_ids: tuple[int, ...]
-    processes: int = 1
+    gen_processes: int = 1  # Locust processes generating the load (--processes)
     locustfile: Path | None = None  # a user's scenario; None: the polls scenario
 
     @property
@@ -64,11 +64,11 @@ def locust_argv(bin_dir: Path, load: LoadSettings, plan: StepPlan, master_port: 
         "--only-summary",
         "--loglevel=INFO",
     ]
-    if plan.processes > 1:
+    if plan.gen_processes > 1:
         # Locust's own master/worker distribution; the master listens on loopback only, and
         # the forked workers must be told the same port (they read --master-port, not -bind-).
         argv += [
-            f"--processes={plan.processes}",
+            f"--processes={plan.gen_processes}",
             f"--master-bind-host={LOOPBACK}",
             f"--master-bind-port={master_port}",
             f"--master-host={LOOPBACK}",

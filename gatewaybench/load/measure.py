@@ -71,7 +71,7 @@ def measure_step(
     *,
     users: int,
     repeat: int,
-    processes: int,
+    gen_processes: int,
     step_dir: Path,
     locust_log: Path,
 ) -> StepResult:
@@ -82,7 +82,7 @@ def measure_step(
         step_dir,
         step_dir / "locust",
         stack.question_ids,
-        processes,
+        gen_processes,
         stack.locustfile,
     )
     step_dir.mkdir(parents=True, exist_ok=True)

@@ -176,14 +176,14 @@ def server_argv(
     shared socket (gatewaybench.stack.instances) so it gets the same process budget."""
     bins = bins or bin_dir()
     if server.multi_process:
-        args = ServerArgs(bins, LOOPBACK, port, budget.processes, budget.threads, target)
+        args = ServerArgs(bins, LOOPBACK, port, budget.workers, budget.threads, target)
         return server.build_argv(args)
     one = ServerArgs(bins, LOOPBACK, port, 1, budget.threads, target, fd=instances.SHARED_FD)
     return [
         sys.executable,
         "-m",
         "gatewaybench.stack.instances",
-        f"--count={budget.processes}",
+        f"--count={budget.workers}",
         f"--host={LOOPBACK}",
         f"--port={port}",
         "--",

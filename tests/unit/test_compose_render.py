@@ -221,9 +221,9 @@ def test_no_secret_is_committed(compose: dict[str, Any]) -> None:
 def test_app_commands_come_from_the_server_registry(compose: dict[str, Any]) -> None:
     for name in SEED_SERVERS:
         server = REGISTRY[name]
-        processes = COMMITTED_SPEC.workers if server.multi_process else 1
+        workers = COMMITTED_SPEC.workers if server.multi_process else 1
         argv = server.build_argv(
-            ServerArgs(services.BIN, services.ANY_ADDRESS, services.APP_PORT, processes, 1)
+            ServerArgs(services.BIN, services.ANY_ADDRESS, services.APP_PORT, workers, 1)
         )
         assert compose["services"][f"app-{name}"]["command"] == argv
 
@@ -278,7 +278,7 @@ def test_cells_with_variants_get_valid_names_and_container_paths() -> None:
 
 def test_step_master_uses_the_local_locust_flags() -> None:
     spec = COMMITTED_SPEC
-    master = services.step_master(spec, 300, (1, 2, 3), workers=4)
+    master = services.step_master(spec, 300, (1, 2, 3), generators=4)
     plan = locust_runner.StepPlan(300, 80, Path("/records"), Path("/records/locust"), (1, 2, 3))
     local = locust_runner.locust_argv(services.BIN, spec.load, plan, 5557)
     shared = [a for a in local if not a.startswith(("--locustfile=", "--host="))]

@@ -29,7 +29,7 @@ def test_every_server_binds_loopback_on_the_given_port(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(n for n, s in REGISTRY.items() if s.multi_process))
-def test_every_multi_process_server_gets_the_budgets_processes(name: str) -> None:
+def test_every_multi_process_server_gets_the_budgets_workers(name: str) -> None:
     assert "--workers=3" in REGISTRY[name].build_argv(ARGS)
 
 
@@ -115,7 +115,7 @@ def test_interfaces() -> None:
 )
 def test_effective_budget_per_cell(cell: Cell, threads: str, pool: int, max_db: str) -> None:
     eff = effective(cell, Budget(4, 3))
-    assert (eff.processes, eff.threads_text, eff.pool_max, eff.db_text) == (
+    assert (eff.workers, eff.threads_text, eff.pool_max, eff.db_text) == (
         4,
         threads,
         pool,
@@ -181,7 +181,7 @@ def test_locust_argv_is_headless_loopback_with_drain(tmp_path: Path) -> None:
 
 
 def test_locust_argv_distributed_master_binds_loopback(tmp_path: Path) -> None:
-    plan = dataclasses.replace(_plan(tmp_path), processes=2)
+    plan = dataclasses.replace(_plan(tmp_path), gen_processes=2)
     argv = locust_argv(Path("/b"), LoadSettings(), plan, 5599)
     assert "--processes=2" in argv
     assert "--master-bind-host=127.0.0.1" in argv
