@@ -20,7 +20,7 @@ from gatewaybench.errors import StackError
 from gatewaybench.load import autoscale, calibrate, measure
 from gatewaybench.matrix import Cell, Effective, blocking_slots, effective, in_flight_text
 from gatewaybench.results.rundir import RunRecorder
-from gatewaybench.servers import REGISTRY, THREADS_GREENLET
+from gatewaybench.servers import REGISTRY, Concurrency
 from gatewaybench.signals import checkpoint
 from gatewaybench.stack import pollsdb
 from gatewaybench.stack.logs import LOG_CAP_BYTES
@@ -169,7 +169,7 @@ def _record_runtime(ctx: Context, cell: Cell, label: str, info: dict[str, Any]) 
             f"ASGI (a thread per request even for async views): {', '.join(adapted)}",
         )
     green = info.get("psycopg2_green")
-    greenlets = REGISTRY[cell.server].threads == THREADS_GREENLET
+    greenlets = REGISTRY[cell.server].concurrency == Concurrency.GREENLET
     if greenlets and cell.resolved_driver == "psycopg2" and green is False:
         _warn(
             ctx,

@@ -15,10 +15,7 @@ from gatewaybench.errors import UsageError
 from gatewaybench.servers import (
     GEVENT_WORKER_CONNECTIONS,
     REGISTRY,
-    THREADS_ASGIREF,
-    THREADS_FLAG,
-    THREADS_GREENLET,
-    THREADS_NONE,
+    Concurrency,
     effective_threads,
 )
 
@@ -31,6 +28,8 @@ UNBUFFERED = "unbuffered"  # cell label part: nginx proxy_request_buffering off
 DB_STRATEGIES = ("close", "persistent", "pool")
 DRIVERS = ("psycopg2", "psycopg3")
 PERSISTENT_MAX_AGE_S = 60
+# Servers that block a thread per request: what they serve at once is workers x threads.
+BLOCKING = (Concurrency.THREAD_POOL, Concurrency.ONE_PER_PROCESS)
 
 
 @dataclass(frozen=True)
@@ -136,13 +135,13 @@ def with_buffering(cells: tuple[Cell, ...], buffering: tuple[bool, ...] | None) 
 
 def in_flight_text(cell: Cell, eff: Effective) -> str:
     """The most requests the cell can serve at once: what bounds throughput under waits."""
-    mode = REGISTRY[cell.server].threads
-    if mode in (THREADS_FLAG, THREADS_NONE):
+    mode = REGISTRY[cell.server].concurrency
+    if mode in BLOCKING:
         threads = eff.threads or 1
         return f"{eff.workers} x {threads} = {eff.workers * threads}"
     if cell.views == "async":
         return "event loop"
-    if mode == THREADS_ASGIREF:
+    if mode == Concurrency.ASGIREF:
         return "event loop; sync views: a thread per request"
     return f"event loop: {eff.workers} x {GEVENT_WORKER_CONNECTIONS} greenlets"
 
@@ -150,7 +149,7 @@ def in_flight_text(cell: Cell, eff: Effective) -> str:
 def blocking_slots(cell: Cell, eff: Effective) -> int | None:
     """Requests served at once by a cell that blocks a thread per request; None: no such bound
     (an event loop, greenlets, or asgiref's thread per request)."""
-    if REGISTRY[cell.server].threads in (THREADS_FLAG, THREADS_NONE):
+    if REGISTRY[cell.server].concurrency in BLOCKING:
         return eff.workers * (eff.threads or 1)
     return None
 
@@ -182,12 +181,12 @@ def check_cell(cell: Cell) -> None:
 def warnings_for(cell: Cell, eff: Effective, max_connections: int) -> list[str]:
     """Configurations known to misbehave, said before the run rather than found in it."""
     out = []
-    if cell.db == "persistent" and REGISTRY[cell.server].threads == THREADS_ASGIREF:
+    if cell.db == "persistent" and REGISTRY[cell.server].concurrency == Concurrency.ASGIREF:
         out.append(
             f"{cell.label}: persistent connections under ASGI are kept per asgiref thread, and "
             "those threads come and go per request: connections leak until PostgreSQL refuses more"
         )
-    if cell.db == "persistent" and REGISTRY[cell.server].threads == THREADS_GREENLET:
+    if cell.db == "persistent" and REGISTRY[cell.server].concurrency == Concurrency.GREENLET:
         out.append(
             f"{cell.label}: persistent connections under gevent are kept per greenlet, and "
             "greenlets come and go per request: connections leak until PostgreSQL refuses more"

@@ -8,7 +8,7 @@ from typing import Any
 
 from gatewaybench.errors import UsageError
 from gatewaybench.matrix import Cell
-from gatewaybench.servers import REGISTRY, THREADS_GREENLET, ServerDef
+from gatewaybench.servers import REGISTRY, Concurrency, ServerDef
 from gatewaybench.spec import SEED_CELLS
 
 TUNED_THREADS = 4
@@ -30,7 +30,7 @@ def _wsgi_dbs(server: ServerDef) -> tuple[str, ...]:
     """A WSGI server's relevant connection strategies, the one that suits it last. Under gevent a
     connection per request is what works: persistent ones are kept per greenlet (they leak, as
     under asgiref) and the psycopg 3 pool's worker threads are not what psycogreen patches."""
-    if server.threads == THREADS_GREENLET:
+    if server.concurrency == Concurrency.GREENLET:
         return ("close",)
     return ("close", "pool", "persistent")
 

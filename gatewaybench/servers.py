@@ -10,16 +10,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 WSGI_APP = "gbsite.wsgi:application"
 ASGI_APP = "gbsite.asgi:application"
 
-# How a server applies the thread part of the budget.
-THREADS_FLAG = "flag"  # the server has a threads-per-worker option and gets the budget's threads
-THREADS_NONE = "none"  # one request at a time per process (gunicorn's sync worker)
-THREADS_ASGIREF = "asgiref"  # Django's ASGI handler runs sync code in a thread per request
-THREADS_GREENLET = "greenlet"  # a greenlet per request (gevent), no threads flag
+
+class Concurrency(StrEnum):
+    """How a server runs requests at once, so what it does with the thread part of the budget."""
+
+    THREAD_POOL = "thread_pool"  # a threads-per-worker option: it gets the budget's threads
+    ONE_PER_PROCESS = "one_per_process"  # one request at a time (gunicorn's sync worker)
+    ASGIREF = "asgiref"  # Django's ASGI handler runs sync code in a thread per request
+    GREENLET = "greenlet"  # a greenlet per request (gevent), no threads flag
+
 
 # gunicorn's own default for --worker-connections, stated so the argv says it: a gevent worker
 # serves at most this many requests at once (its greenlet pool), so it is the per-process cap.
@@ -44,7 +49,7 @@ class ServerDef:
     packages: tuple[str, ...]  # distributions whose versions the manifest records
     build_argv: Callable[[ServerArgs], list[str]]
     executable: str  # the console script in the environment's bin directory
-    threads: str = THREADS_NONE
+    concurrency: Concurrency = Concurrency.ONE_PER_PROCESS
     # False: no workers option; the harness starts `workers` instances on one shared socket.
     multi_process: bool = True
     note: str = ""
@@ -152,7 +157,7 @@ REGISTRY: dict[str, ServerDef] = {
             ("gunicorn",),
             _gunicorn_gthread,
             "gunicorn",
-            threads=THREADS_FLAG,
+            concurrency=Concurrency.THREAD_POOL,
             note="gthread workers",
         ),
         ServerDef(
@@ -161,7 +166,7 @@ REGISTRY: dict[str, ServerDef] = {
             ("gunicorn", "gevent", "psycogreen"),
             _gunicorn_gevent,
             "gunicorn",
-            threads=THREADS_GREENLET,
+            concurrency=Concurrency.GREENLET,
             note="gevent workers; psycopg2 cooperative via psycogreen",
         ),
         ServerDef(
@@ -170,22 +175,29 @@ REGISTRY: dict[str, ServerDef] = {
             ("gunicorn", "uvicorn-worker", "uvicorn"),
             _gunicorn_uvicorn,
             "gunicorn",
-            threads=THREADS_ASGIREF,
+            concurrency=Concurrency.ASGIREF,
             note="gunicorn managing uvicorn workers",
         ),
-        ServerDef("uvicorn", "asgi", ("uvicorn",), _uvicorn, "uvicorn", threads=THREADS_ASGIREF),
+        ServerDef(
+            "uvicorn", "asgi", ("uvicorn",), _uvicorn, "uvicorn", concurrency=Concurrency.ASGIREF
+        ),
         ServerDef(
             "daphne",
             "asgi",
             ("daphne",),
             _daphne,
             "daphne",
-            threads=THREADS_ASGIREF,
+            concurrency=Concurrency.ASGIREF,
             multi_process=False,
             note="daphne has no workers option: N daphne processes share one listening socket",
         ),
         ServerDef(
-            "hypercorn", "asgi", ("hypercorn",), _hypercorn, "hypercorn", threads=THREADS_ASGIREF
+            "hypercorn",
+            "asgi",
+            ("hypercorn",),
+            _hypercorn,
+            "hypercorn",
+            concurrency=Concurrency.ASGIREF,
         ),
         ServerDef(
             "granian-wsgi",
@@ -193,7 +205,7 @@ REGISTRY: dict[str, ServerDef] = {
             ("granian",),
             _granian_wsgi,
             "granian",
-            threads=THREADS_FLAG,
+            concurrency=Concurrency.THREAD_POOL,
             note="blocking threads per worker",
         ),
         ServerDef(
@@ -202,7 +214,7 @@ REGISTRY: dict[str, ServerDef] = {
             ("granian",),
             _granian_asgi,
             "granian",
-            threads=THREADS_ASGIREF,
+            concurrency=Concurrency.ASGIREF,
             note="asginl interface (no lifespan)",
         ),
     )
@@ -212,8 +224,8 @@ REGISTRY: dict[str, ServerDef] = {
 def effective_threads(server: ServerDef, threads: int) -> int | None:
     """Threads per process the server really runs requests on; None: no thread count bounds it
     (a thread per request with asgiref, a greenlet per request with gevent)."""
-    if server.threads == THREADS_FLAG:
+    if server.concurrency == Concurrency.THREAD_POOL:
         return threads
-    if server.threads == THREADS_NONE:
+    if server.concurrency == Concurrency.ONE_PER_PROCESS:
         return 1
     return None
