@@ -23,7 +23,7 @@ from gatewaybench.stack.postgres import Dsn
 if TYPE_CHECKING:
     from gatewaybench.context import Context
     from gatewaybench.load.locust_runner import StepPlan
-    from gatewaybench.load.measure import Stack, StepLogs
+    from gatewaybench.load.measure import CellStack, StepLogs
 
 
 class Database(Protocol):
@@ -95,7 +95,7 @@ class Backend(Protocol):
 
     def start_cell(
         self, ctx: Context, stack: ExitStack, cell: Cell, label: str, db: Database
-    ) -> Stack:
+    ) -> CellStack:
         """The cell's upstream (when it waits), app server and nginx, each healthy; stopped by
         `stack`. The caller verifies the scenario through nginx."""
         ...

@@ -93,7 +93,7 @@ def _serve_and_load(ctx: Context, cell: Cell, db: Database, repeat: int) -> None
 
 def start_cell_stack(
     ctx: Context, stack: ExitStack, cell: Cell, db: Database, label: str = ""
-) -> measure.Stack:
+) -> measure.CellStack:
     """Delayed upstream (when the cell waits), app server and nginx for one cell, by the run's
     backend, checked end to end; stopped by `stack`. `label` names it in logs and rows (default:
     the cell's label)."""
@@ -186,7 +186,7 @@ def _warn(ctx: Context, warning: str) -> None:
         warnings.append(warning)
 
 
-def _run_steps(ctx: Context, cell: Cell, target: measure.Stack, repeat: int) -> None:
+def _run_steps(ctx: Context, cell: Cell, target: measure.CellStack, repeat: int) -> None:
     auto = ctx.spec.load.processes == 0
     gen_processes, previous = (1 if auto else ctx.spec.load.processes), None
     rows: list[StepRow] = []

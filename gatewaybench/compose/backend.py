@@ -31,11 +31,11 @@ from gatewaybench.compose.engine import Engine, versions_script
 from gatewaybench.compose.host import EngineHost, container_engine, engine_expected
 from gatewaybench.compose.images import ImageSet, prepare_images
 from gatewaybench.compose.model import Project, Service
+from gatewaybench.compose.monitor import ContainerMonitor, top_args
 from gatewaybench.compose.render import REPO_ROOT
-from gatewaybench.compose.stats import ContainerMonitor, top_args
 from gatewaybench.errors import StackError
 from gatewaybench.load import locust_runner
-from gatewaybench.load.measure import Stack, StepLogs
+from gatewaybench.load.measure import CellStack, StepLogs
 from gatewaybench.matrix import Cell
 from gatewaybench.servers import REGISTRY
 from gatewaybench.signals import checkpoint
@@ -281,7 +281,7 @@ class ComposeBackend:
 
     def start_cell(
         self, ctx: Context, stack: ExitStack, cell: Cell, label: str, db: Database
-    ) -> Stack:
+    ) -> CellStack:
         assert isinstance(db, ContainerDatabase)
         engine, logs = self.engine, self.logs_dir
         groups: dict[str, list[Any]] = {"postgres": [db.container]}
@@ -298,7 +298,7 @@ class ComposeBackend:
         stack.callback(engine.save_nginx_logs, nginx, logs, label)
         engine.wait_healthy(nginx, f"nginx in front of {label}", READY_TIMEOUT_S)
         groups["nginx"] = [nginx]
-        return Stack(
+        return CellStack(
             dsn=db.dsn,
             app_database=postgres.DB_NAME,
             nginx_port=port,

@@ -399,7 +399,7 @@ def _trial(ctx: Context, where: tuple[Side, SideDb], cell: Cell, lv: Levels, slo
 def _trial_step(
     ctx: Context,
     spec: RunSpec,
-    target: measure.Stack,
+    target: measure.CellStack,
     users: int,
     *,
     where: tuple[str, str],

@@ -30,7 +30,7 @@ CONNECTION_KINDS = ("connection refused", "connection reset", "connection closed
 
 
 @dataclass
-class Stack:
+class CellStack:
     """The running stack one cell's steps are measured against (whichever backend runs it)."""
 
     dsn: Dsn  # the harness's own database role
@@ -67,7 +67,7 @@ def knobs(spec: RunSpec) -> dict[str, Any]:
 
 def measure_step(
     spec: RunSpec,
-    stack: Stack,
+    stack: CellStack,
     *,
     users: int,
     repeat: int,
@@ -149,7 +149,7 @@ def analyse_measured(
     return StepResult(row, failures, resources)
 
 
-def _votes_since(stack: Stack, before: int) -> int | None:
+def _votes_since(stack: CellStack, before: int) -> int | None:
     """Votes counted during the step; None when not audited, or when the database is gone
     (a crashed PostgreSQL must not cost the step's other figures)."""
     if not stack.audit:
@@ -161,7 +161,7 @@ def _votes_since(stack: Stack, before: int) -> int | None:
 
 
 def _context(
-    stack: Stack, users: int, load: LoadSettings, votes_db: int | None, code: int | None
+    stack: CellStack, users: int, load: LoadSettings, votes_db: int | None, code: int | None
 ) -> StepContext:
     # Little's law needs the scenario's think time: known for the polls scenario only.
     think = (load.think_min_s + load.think_max_s) / 2 if stack.locustfile is None else math.nan

@@ -14,7 +14,7 @@ from gatewaybench import preflight
 from gatewaybench.backend import Database, Measured
 from gatewaybench.errors import StackError
 from gatewaybench.load import locust_runner
-from gatewaybench.load.measure import Stack, StepLogs
+from gatewaybench.load.measure import CellStack, StepLogs
 from gatewaybench.matrix import Cell, effective
 from gatewaybench.results import provenance
 from gatewaybench.servers import REGISTRY
@@ -152,7 +152,7 @@ class LocalBackend:
 
     def start_cell(
         self, ctx: Context, stack: ExitStack, cell: Cell, label: str, db: Database
-    ) -> Stack:
+    ) -> CellStack:
         assert isinstance(db, postgres.Cluster)
         waiting = self._start_upstream(ctx, stack, cell, label)
         app_proc = self._start_app(ctx, stack, cell, label, waiting)
@@ -188,7 +188,7 @@ class LocalBackend:
             components.procs["upstream"] = waiting.proc
             components.logs["upstream_access"] = waiting.files.access_log
         runtime = app.runtime_info(self.resolved.app_port) if ctx.spec.app.is_sample else {}
-        return Stack(
+        return CellStack(
             dsn=db.dsn,
             app_database=db.app_dsn.dbname,
             nginx_port=self.resolved.nginx_port,

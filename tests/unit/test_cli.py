@@ -19,7 +19,7 @@ from gatewaybench.backend import Database
 from gatewaybench.context import RUN_MARKER_ENV, Context
 from gatewaybench.errors import StackError
 from gatewaybench.flags import RUN_FLAGS
-from gatewaybench.load.measure import Stack
+from gatewaybench.load.measure import CellStack
 from gatewaybench.matrix import Cell
 from gatewaybench.runner import run_bench
 from gatewaybench.spec import LoadSettings, RunSpec
@@ -282,7 +282,7 @@ class _NoDatabase:
         self.child_envs.append(ctx.child_env())
         raise StackError("no database in this test", "none needed")
 
-    def start_cell(self, *args: object) -> Stack:
+    def start_cell(self, *args: object) -> CellStack:
         raise AssertionError("no cell starts without a database")
 
     def cell_facts(self, ctx: Context, cell: Cell) -> dict[str, Any]:
