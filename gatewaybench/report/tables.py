@@ -79,7 +79,7 @@ def records_table(df: pd.DataFrame, columns: list[tuple[str, str, str]], caption
 
 
 CELL_HEADER = ["cell", "server", "interface", "views", "db connections", "driver (reported)",
-               "processes x threads", "max requests in flight", "pool / process",
+               "workers x threads", "max requests in flight", "pool / worker",
                "max DB connections", "status"]  # fmt: skip
 
 
@@ -92,7 +92,7 @@ def cells_table(manifest: dict[str, Any]) -> Table:
     caption = "Cells as run"
     if budget:
         caption += (
-            f": budget {budget.get('processes')} processes x {budget.get('threads')} threads per "
+            f": budget {budget.get('processes')} workers x {budget.get('threads')} threads per "
             f"server; PostgreSQL max_connections {resolved.get('pg_max_connections', '?')}"
         )
     table = Table(caption, list(CELL_HEADER))
@@ -125,7 +125,7 @@ def cells_table(manifest: dict[str, Any]) -> Table:
         )
     table.note = (
         "threads 'per request': Django's ASGI handler runs sync code in a thread per request "
-        "(asgiref), which no server flag bounds. max requests in flight: processes x threads "
+        "(asgiref), which no server flag bounds. max requests in flight: workers x threads "
         "for thread-bound cells (a thread serves one request at a time); 'event loop' for ASGI "
         "async views and gevent workers, whose loop takes new requests while others wait; '?': "
         "not recorded by this run. db: close = CONN_MAX_AGE 0; persistent = "

@@ -345,7 +345,7 @@ def test_report_of_a_run_with_waits_leads_with_the_crossover(rendered_io: Render
     run_io = rendered_io.run_dir
     html = (run_io / "report.html").read_text()
     section = html.index('<section id="crossover">')
-    assert html.index('<h2 id="verdict">') < section < html.index('<h2 id="tables">')
+    assert html.index('<h2 id="findings">') < section < html.index('<h2 id="tables">')
     assert "Crossover: when does waiting change the answer?" in html
     assert html.index(RUN_IO_SENTENCES[0]) < html.index("gunicorn@0ms held 80 users")
     assert html.count(RUN_IO_SENTENCES[0]) == 1  # in the crossover block, not repeated below
