@@ -99,8 +99,8 @@ def render_multirun(
     out_dir.mkdir(parents=True, exist_ok=True)
     env = environment()
     outputs = {
-        out_dir / "compare.html": env.get_template("compare.html.j2").render(**context),
-        out_dir / "compare.md": env.get_template("compare.md.j2").render(**context),
+        out_dir / "compare.html": env.get_template("multirun.html.j2").render(**context),
+        out_dir / "compare.md": env.get_template("multirun.md.j2").render(**context),
     }
     for target, text in outputs.items():
         write_atomic(target, text)
