@@ -10,15 +10,13 @@ threads the cgroup's task count, processes and db_clients from `docker top`.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from docker.errors import DockerException
 
-from gatewaybench.stack.monitor import SAMPLE_FIELDS, SAMPLE_INTERVAL_S, Sample, is_db_client
+from gatewaybench.stack.monitor import Monitor, Sample, is_db_client
 
 
 def memory_bytes(stats: Mapping[str, Any]) -> int:
@@ -57,36 +55,29 @@ def sample_container(
     return float(cpu_ns) / 1e9
 
 
-@dataclass
-class ContainerMonitor:
-    """Samples named groups of containers once a second, in a thread, until stopped."""
+class ContainerMonitor(Monitor):
+    """Named groups of containers, from the engine's accounting."""
 
-    groups: Mapping[str, Sequence[Any]]  # component -> its containers
-    database: str | None = None
-    ps_args: str = "-o pid,args"  # top_args(the engine's kind)
-    samples: dict[str, list[Sample]] = field(default_factory=dict)
-    # Each container's last CPU seconds: CPU a container used stays used when it exits (Locust's
-    # master ends right after the window), so a component's cumulative CPU never goes down.
-    _cpu: dict[str, float] = field(default_factory=dict)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
+    thread_name = "container-monitor"
+    join_timeout_s = 30.0  # an engine call can take seconds on a busy machine
 
-    def start(self) -> ContainerMonitor:
-        self._thread = threading.Thread(target=self._loop, name="container-monitor", daemon=True)
-        self._thread.start()
-        return self
+    def __init__(
+        self,
+        groups: Mapping[str, Sequence[Any]],
+        database: str | None = None,
+        ps_args: str = "-o pid,args",
+    ) -> None:
+        super().__init__()
+        self.groups = groups  # component -> its containers
+        self.database = database
+        self.ps_args = ps_args  # top_args(the engine's kind)
+        # Each container's last CPU seconds: CPU a container used stays used when it exits
+        # (Locust's master ends right after the window), so a component's cumulative CPU never
+        # goes down.
+        self._cpu: dict[str, float] = {}
 
-    def stop(self) -> dict[str, Any]:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-        self.take()  # a last sample at the very end of the step
-        return {
-            "fields": list(SAMPLE_FIELDS),
-            "components": {n: [s.to_json() for s in v] for n, v in self.samples.items()},
-        }
-
-    def take(self) -> None:
+    def sample(self) -> Mapping[str, Sample]:
+        out = {}
         for component, containers in self.groups.items():
             sample = Sample(time.time())
             for container in containers:
@@ -94,9 +85,5 @@ class ContainerMonitor:
                 if cpu is not None:
                     self._cpu[container.id] = cpu
                 sample.cpu_s += self._cpu.get(container.id, 0.0)
-            self.samples.setdefault(component, []).append(sample)
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            self.take()
-            self._stop.wait(SAMPLE_INTERVAL_S)
+            out[component] = sample
+        return out

@@ -14,8 +14,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Self
 
 from gatewaybench.stack.procstat import ProcStat, iter_stats
 
@@ -92,25 +92,32 @@ def sample_groups(leaders: Mapping[str, int], database: str | None) -> dict[str,
     return out
 
 
-@dataclass
-class ResourceMonitor:
-    """Samples named process groups once a second, in a thread, until stopped."""
+class Monitor:
+    """Samples a stack's components once a second, in a thread, until stopped, plus a last sample
+    at the stop: one step's resources.json. The local and the container backends differ only in
+    what one sample reads (`sample`)."""
 
-    groups: Mapping[str, int]  # component -> the pid of the process we started
-    database: str | None = None
-    samples: dict[str, list[Sample]] = field(default_factory=dict)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
+    thread_name = "resource-monitor"
+    join_timeout_s = 10.0
 
-    def start(self) -> ResourceMonitor:
-        self._thread = threading.Thread(target=self._loop, name="resource-monitor", daemon=True)
+    def __init__(self) -> None:
+        self.samples: dict[str, list[Sample]] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def sample(self) -> Mapping[str, Sample]:
+        """One sample per component, now."""
+        raise NotImplementedError
+
+    def start(self) -> Self:
+        self._thread = threading.Thread(target=self._loop, name=self.thread_name, daemon=True)
         self._thread.start()
         return self
 
     def stop(self) -> dict[str, Any]:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=10)
+            self._thread.join(timeout=self.join_timeout_s)
         self._take()  # a last sample at the very end of the step
         return {
             "fields": list(SAMPLE_FIELDS),
@@ -123,5 +130,17 @@ class ResourceMonitor:
             self._stop.wait(SAMPLE_INTERVAL_S)
 
     def _take(self) -> None:
-        for name, sample in sample_groups(self.groups, self.database).items():
+        for name, sample in self.sample().items():
             self.samples.setdefault(name, []).append(sample)
+
+
+class ResourceMonitor(Monitor):
+    """Named process groups, from /proc."""
+
+    def __init__(self, groups: Mapping[str, int], database: str | None = None) -> None:
+        super().__init__()
+        self.groups = groups  # component -> the pid of the process we started
+        self.database = database
+
+    def sample(self) -> Mapping[str, Sample]:
+        return sample_groups(self.groups, self.database)
