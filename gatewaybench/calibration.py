@@ -65,11 +65,11 @@ def probe_cell(
     probes: list[calibrate.Probe] = []
     raw = ctx.run_dir / "raw" / "calibration" / cell.label
     with ExitStack() as stack:
-        target = start_cell_stack(ctx, stack, cell, db, label)
+        cell_stack = start_cell_stack(ctx, stack, cell, db, label)
         while (users := calibrate.next_level(probes, start)) is not None:
             result = measure.measure_step(
                 probe_spec,
-                target,
+                cell_stack,
                 users=users,
                 repeat=1,
                 gen_processes=ctx.spec.load.processes or 1,
@@ -77,6 +77,6 @@ def probe_cell(
                 locust_log=ctx.run_dir / "logs" / f"locust-calibrate-{cell.label}-u{users}.log",
             )
             probes.append(calibrate.judge(result.row, ctx.spec.thresholds))
-            if target.components.dead() is not None:
+            if cell_stack.components.dead() is not None:
                 break  # the cell's step will fail with the cause
     return probes

@@ -87,8 +87,8 @@ def _cell_facts(ctx: Context, cell: Cell, eff: Effective) -> dict[str, Any]:
 
 def _serve_and_load(ctx: Context, cell: Cell, db: Database, repeat: int) -> None:
     with ExitStack() as stack:
-        target = start_cell_stack(ctx, stack, cell, db)
-        _run_steps(ctx, cell, target, repeat)
+        cell_stack = start_cell_stack(ctx, stack, cell, db)
+        _run_steps(ctx, cell, cell_stack, repeat)
 
 
 def start_cell_stack(
@@ -105,14 +105,14 @@ def start_cell_stack(
         f"[{label}] starting ({cell.interface}, requests in flight: "
         f"{in_flight_text(cell, eff)}, database connections {eff.db_text})"
     )
-    target = ctx.backend.start_cell(ctx, stack, cell, label, db)
-    _record_debug(ctx, label, probe_debug(target.nginx_port))
+    cell_stack = ctx.backend.start_cell(ctx, stack, cell, label, db)
+    _record_debug(ctx, label, probe_debug(cell_stack.nginx_port))
     if source.is_sample:
-        _record_runtime(ctx, cell, label, target.runtime)
-        verify_scenario(target.nginx_port, ctx.question_ids[0])
+        _record_runtime(ctx, cell, label, cell_stack.runtime)
+        verify_scenario(cell_stack.nginx_port, ctx.question_ids[0])
         pollsdb.reset_votes(db.dsn)  # the check's vote must not count in the first step
     return replace(
-        target,
+        cell_stack,
         label=label,
         interface=cell.interface,
         locustfile=source.locustfile,
@@ -186,7 +186,7 @@ def _warn(ctx: Context, warning: str) -> None:
         warnings.append(warning)
 
 
-def _run_steps(ctx: Context, cell: Cell, target: measure.CellStack, repeat: int) -> None:
+def _run_steps(ctx: Context, cell: Cell, cell_stack: measure.CellStack, repeat: int) -> None:
     auto = ctx.spec.load.processes == 0
     gen_processes, previous = (1 if auto else ctx.spec.load.processes), None
     rows: list[StepRow] = []
@@ -197,7 +197,7 @@ def _run_steps(ctx: Context, cell: Cell, target: measure.CellStack, repeat: int)
         ctx.progress.step_started(users)
         result = measure.measure_step(
             ctx.spec,
-            target,
+            cell_stack,
             users=users,
             repeat=repeat,
             gen_processes=gen_processes,
@@ -205,13 +205,13 @@ def _run_steps(ctx: Context, cell: Cell, target: measure.CellStack, repeat: int)
             locust_log=ctx.run_dir / "logs" / f"locust-{cell.label}-r{repeat}-u{users}.log",
         )
         ctx.progress.step_finished()
-        dead = target.components.dead()
+        dead = cell_stack.components.dead()
         if dead is not None:
             result.row.status, result.row.valid = "failed", False
             result.row.invalid_reason = f"{dead.problem} during the step"
         ctx.rec.add_step(result.row, result.failures, result.resources)
         ctx.say(_progress(result.row))
-        for name in target.components.bound_logs():  # the slices are analysed: bound the disk
+        for name in cell_stack.components.bound_logs():  # the slices are analysed: bound the disk
             ctx.say(f"gatewaybench: {name} reached {LOG_CAP_BYTES >> 20} MiB; cut")
         if result.row.integrity == "DATA_LOSS":
             ctx.say(_data_loss_banner(result.row))

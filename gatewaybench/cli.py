@@ -264,8 +264,8 @@ def _report(run_dirs: Sequence[Path], out: Path | None) -> int:
         for path in render_run(run_dir):
             print(path)
     if len(run_dirs) > 1:
-        target = out or run_dirs[0].resolve().parent / f"compare-{utc_stamp()}"
-        for path in render_multirun(list(run_dirs), target):
+        out_dir = out or run_dirs[0].resolve().parent / f"compare-{utc_stamp()}"
+        for path in render_multirun(list(run_dirs), out_dir):
             print(path)
     return 0
 
@@ -277,9 +277,9 @@ def _compare(base: Path, cand: Path, out: Path | None) -> int:
 
     for run_dir in (base, cand):
         load_run(run_dir)  # both are checked before anything is written
-    target = out or cand.resolve().parent / f"compare-{utc_stamp()}"
-    code, paths = write_comparison(base, cand, target)
-    print((target / "verdict.md").read_text())
+    out_dir = out or cand.resolve().parent / f"compare-{utc_stamp()}"
+    code, paths = write_comparison(base, cand, out_dir)
+    print((out_dir / "verdict.md").read_text())
     for path in paths:
         print(path)
     return code

@@ -96,7 +96,7 @@ class Engine:
                 )
             },
             "volumes": {
-                self.volume_name(v.volume): {"bind": v.target, "mode": "rw"}
+                self.volume_name(v.volume): {"bind": v.container_path, "mode": "rw"}
                 for v in service.volumes
             },
             "ports": {f"{c}/tcp": (LOOPBACK, h) for c, h in (publish or {}).items()},
@@ -120,8 +120,8 @@ class Engine:
         try:
             container = self.client.containers.create(service.image, **kwargs)
             for f in service.files:
-                target = PurePosixPath(f.target)
-                container.put_archive(str(target.parent), file_tar(target.name, f.content, f.mode))
+                dest = PurePosixPath(f.container_path)
+                container.put_archive(str(dest.parent), file_tar(dest.name, f.content, f.mode))
             container.start()
             self.hosts[service.name] = self.address(container)
         except DockerException as exc:  # the cell fails with the engine's reason; down() sweeps
@@ -238,9 +238,9 @@ class Engine:
                 extracted = tar.extractfile(member)
                 if extracted is None:
                     continue
-                target = dest / f"{prefix}{PurePosixPath(member.name).name}"
-                target.write_bytes(extracted.read())
-                written.append(target)
+                copied = dest / f"{prefix}{PurePosixPath(member.name).name}"
+                copied.write_bytes(extracted.read())
+                written.append(copied)
         return written
 
     def save_logs(self, container: Any, path: Path) -> None:

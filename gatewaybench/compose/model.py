@@ -64,7 +64,7 @@ class FileMount:
     file; SDK backend: copied into the container before it starts, so no host path is needed)."""
 
     source: str  # path relative to the compose file
-    target: str
+    container_path: str
     content: str
     mode: int = 0o644
 
@@ -72,7 +72,7 @@ class FileMount:
 @dataclass(frozen=True)
 class VolumeMount:
     volume: str  # a named volume of the project
-    target: str
+    container_path: str
 
 
 @dataclass(frozen=True)

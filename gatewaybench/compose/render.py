@@ -140,8 +140,8 @@ def _build(b: Build) -> dict[str, str]:
 def _runtime(s: Service) -> dict[str, Any]:
     """Mounts, ports, network and limits."""
     out: dict[str, Any] = {}
-    mounts = [f"{v.volume}:{v.target}" for v in s.volumes]
-    mounts += [f"./{f.source}:{f.target}:ro" for f in s.files]
+    mounts = [f"{v.volume}:{v.container_path}" for v in s.volumes]
+    mounts += [f"./{f.source}:{f.container_path}:ro" for f in s.files]
     if mounts:
         out["volumes"] = mounts
     if s.ports:

@@ -430,7 +430,7 @@ def step_master(
     spec: RunSpec, users: int, question_ids: tuple[int, ...], generators: int
 ) -> Service:
     """The harness's master for one step: the local backend's Locust flags (locust_argv), with
-    the container's locustfile, target and record paths, as Locust's own master waiting for
+    the container's locustfile, host (nginx) and record paths, as Locust's own master waiting for
     `generators` workers."""
     plan = locust_runner.StepPlan(
         users, NGINX_PORT, Path(RECORD_DIR), Path(RECORD_DIR) / "locust", question_ids, 1
@@ -463,7 +463,7 @@ def step_generator(spec: RunSpec, users: int, question_ids: tuple[int, ...]) -> 
 
 
 def locust_argv_in_container(spec: RunSpec, plan: locust_runner.StepPlan) -> list[str]:
-    """locust_argv with the container's binary, locustfile and target host."""
+    """locust_argv with the container's binary, locustfile and host (nginx)."""
     argv = locust_runner.locust_argv(BIN, spec.load, plan, MASTER_PORT)
     replacements = {
         "--locustfile=": f"--locustfile={LOADTESTS}/locustfile.py",

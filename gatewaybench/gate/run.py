@@ -376,13 +376,13 @@ def _trial(ctx: Context, where: tuple[Side, SideDb], cell: Cell, lv: Levels, slo
     try:
         db = template.fresh_copy()
         with _as_side(ctx, side, db), ExitStack() as stack:
-            target = start_cell_stack(ctx, stack, cell, db.cluster, label)  # fresh, data reset
+            cell_stack = start_cell_stack(ctx, stack, cell, db.cluster, label)  # fresh, data reset
             load = ctx.spec.load
             above = replace(
                 ctx.spec, load=replace(load, warmup_s=max(load.warmup_s, ABOVE_KNEE_WARMUP_S))
             )
             low, high = (
-                _trial_step(ctx, ctx.spec if users == lv.low else above, target, users,
+                _trial_step(ctx, ctx.spec if users == lv.low else above, cell_stack, users,
                             where=(label, tag), repeat=block * 4 + position + 1)
                 for users in (lv.low, lv.high)
             )  # fmt: skip
@@ -399,7 +399,7 @@ def _trial(ctx: Context, where: tuple[Side, SideDb], cell: Cell, lv: Levels, slo
 def _trial_step(
     ctx: Context,
     spec: RunSpec,
-    target: measure.CellStack,
+    cell_stack: measure.CellStack,
     users: int,
     *,
     where: tuple[str, str],
@@ -410,7 +410,7 @@ def _trial_step(
     ctx.progress.step_started(users)
     result = measure.measure_step(
         spec,
-        target,
+        cell_stack,
         users=users,
         repeat=repeat,
         gen_processes=1,

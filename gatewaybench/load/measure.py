@@ -67,7 +67,7 @@ def knobs(spec: RunSpec) -> dict[str, Any]:
 
 def measure_step(
     spec: RunSpec,
-    stack: CellStack,
+    cell_stack: CellStack,
     *,
     users: int,
     repeat: int,
@@ -78,22 +78,22 @@ def measure_step(
     load = spec.load
     plan = locust_runner.StepPlan(
         users,
-        stack.nginx_port,
+        cell_stack.nginx_port,
         step_dir,
         step_dir / "locust",
-        stack.question_ids,
+        cell_stack.question_ids,
         gen_processes,
-        stack.locustfile,
+        cell_stack.locustfile,
     )
     step_dir.mkdir(parents=True, exist_ok=True)
-    mark = stack.components.mark()
-    before = pollsdb.total_votes(stack.dsn) if stack.audit else 0
-    measured = stack.components.run_load(load, plan, locust_log)
+    mark = cell_stack.components.mark()
+    before = pollsdb.total_votes(cell_stack.dsn) if cell_stack.audit else 0
+    measured = cell_stack.components.run_load(load, plan, locust_log)
     write_json(step_dir / "resources.json", measured.samples)
-    votes = _votes_since(stack, before)
-    logs = stack.components.logs_since(mark)
+    votes = _votes_since(cell_stack, before)
+    logs = cell_stack.components.logs_since(mark)
     samples, code = measured.samples, measured.code
-    context = _context(stack, users, load, votes, code)
+    context = _context(cell_stack, users, load, votes, code)
     return analyse_measured(
         spec, context, repeat=repeat, step_dir=step_dir, samples=samples, logs=logs
     )
@@ -149,34 +149,34 @@ def analyse_measured(
     return StepResult(row, failures, resources)
 
 
-def _votes_since(stack: CellStack, before: int) -> int | None:
+def _votes_since(cell_stack: CellStack, before: int) -> int | None:
     """Votes counted during the step; None when not audited, or when the database is gone
     (a crashed PostgreSQL must not cost the step's other figures)."""
-    if not stack.audit:
+    if not cell_stack.audit:
         return None
     try:
-        return pollsdb.total_votes(stack.dsn) - before
+        return pollsdb.total_votes(cell_stack.dsn) - before
     except psycopg2.Error:
         return None
 
 
 def _context(
-    stack: CellStack, users: int, load: LoadSettings, votes_db: int | None, code: int | None
+    cell_stack: CellStack, users: int, load: LoadSettings, votes_db: int | None, code: int | None
 ) -> StepContext:
     # Little's law needs the scenario's think time: known for the polls scenario only.
-    think = (load.think_min_s + load.think_max_s) / 2 if stack.locustfile is None else math.nan
+    think = (load.think_min_s + load.think_max_s) / 2 if cell_stack.locustfile is None else math.nan
     return StepContext(
-        stack.label,
-        stack.interface,
+        cell_stack.label,
+        cell_stack.interface,
         users,
         load.warmup_s,
         load.window_s,
         think,
         votes_db,
         code,
-        variant=stack.variant,
-        upstream_ms=stack.upstream_ms,
-        wait=stack.wait,
+        variant=cell_stack.variant,
+        upstream_ms=cell_stack.upstream_ms,
+        wait=cell_stack.wait,
     )
 
 

@@ -102,6 +102,6 @@ def render_multirun(
         out_dir / "compare.html": env.get_template("multirun.html.j2").render(**context),
         out_dir / "compare.md": env.get_template("multirun.md.j2").render(**context),
     }
-    for target, text in outputs.items():
-        write_atomic(target, text)
+    for out_path, text in outputs.items():
+        write_atomic(out_path, text)
     return list(outputs)

@@ -228,6 +228,6 @@ def render_run(path: Path) -> list[Path]:
         path / "summary.md": env.get_template("summary.md.j2").render(**ctx),
         path / "results.json": json.dumps(results_json(run), indent=2, sort_keys=True) + "\n",
     }
-    for target, text in outputs.items():
-        write_atomic(target, text)
+    for out_path, text in outputs.items():
+        write_atomic(out_path, text)
     return list(outputs)

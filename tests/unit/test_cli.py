@@ -361,11 +361,11 @@ def test_unwritable_reports_dir_is_one_line_and_exit_2(
     kind: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     if kind == "a file":
-        target = tmp_path / "reports"
-        target.write_text("not a directory")
+        reports_dir = tmp_path / "reports"
+        reports_dir.write_text("not a directory")
     else:
-        target = Path("/proc/gatewaybench-reports")  # not creatable, even by root
-    code = cli.main(["run", "--users", "5", "--reports-dir", str(target)])
+        reports_dir = Path("/proc/gatewaybench-reports")  # not creatable, even by root
+    code = cli.main(["run", "--users", "5", "--reports-dir", str(reports_dir)])
     err = capsys.readouterr().err
     assert code == 2 and "reports directory" in err and "--reports-dir" in err, err
     assert len(err.strip().splitlines()) == 1, err

@@ -334,11 +334,11 @@ class RenderedIo:
 @pytest.fixture(scope="module")
 def rendered_io(tmp_path_factory: pytest.TempPathFactory) -> RenderedIo:
     """The run-io fixture rendered once, for the tests that only read its report."""
-    target = tmp_path_factory.mktemp("rendered-io") / "20261122T101500Z-io"
-    shutil.copytree(FIXTURES / "run-io", target)
-    raw = {p.name: p.read_bytes() for p in target.iterdir()}
-    files = {p.name: p.read_bytes() for p in render_run(target)}
-    return RenderedIo(target, raw, files)
+    run_dir = tmp_path_factory.mktemp("rendered-io") / "20261122T101500Z-io"
+    shutil.copytree(FIXTURES / "run-io", run_dir)
+    raw = {p.name: p.read_bytes() for p in run_dir.iterdir()}
+    files = {p.name: p.read_bytes() for p in render_run(run_dir)}
+    return RenderedIo(run_dir, raw, files)
 
 
 def test_report_of_a_run_with_waits_leads_with_the_crossover(rendered_io: RenderedIo) -> None:

@@ -24,9 +24,9 @@ IMG_RE = re.compile(r'src="data:image/svg\+xml;base64,[^"]+"')
 
 @pytest.fixture
 def run_dir(tmp_path: Path) -> Path:
-    target = tmp_path / "20261121T035239Z-fixture"
-    shutil.copytree(FIXTURE, target)
-    return target
+    run_dir = tmp_path / "20261121T035239Z-fixture"
+    shutil.copytree(FIXTURE, run_dir)
+    return run_dir
 
 
 def _digests(directory: Path) -> dict[str, str]:
@@ -48,11 +48,11 @@ class Rendered:
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> Rendered:
     """The fixture run rendered once, for the tests that only read its report."""
-    target = tmp_path_factory.mktemp("rendered") / "20261121T035239Z-fixture"
-    shutil.copytree(FIXTURE, target)
-    raw_before = _digests(target)
-    paths = render_run(target)
-    return Rendered(target, paths, raw_before, {p.name: p.read_bytes() for p in paths})
+    run_dir = tmp_path_factory.mktemp("rendered") / "20261121T035239Z-fixture"
+    shutil.copytree(FIXTURE, run_dir)
+    raw_before = _digests(run_dir)
+    paths = render_run(run_dir)
+    return Rendered(run_dir, paths, raw_before, {p.name: p.read_bytes() for p in paths})
 
 
 def test_report_files_match_golden(rendered: Rendered) -> None:
