@@ -1,5 +1,5 @@
 """`--users auto` on a live stack: probe every cell, then choose the steps (the search and the
-step rules themselves are pure, in gatewaybench.load.calibrate)."""
+step rules themselves are pure, in gatewaybench.load.knee_search)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from dataclasses import asdict, replace
 from gatewaybench.backend import Database
 from gatewaybench.cells import start_cell_stack
 from gatewaybench.context import Context, RunDatabase
-from gatewaybench.load import calibrate, measure
+from gatewaybench.load import knee_search, measure
 from gatewaybench.matrix import Cell
 
 
@@ -20,9 +20,9 @@ def calibrate_steps(ctx: Context, db: RunDatabase) -> None:
     not raise a knee much, so that search is short)."""
     knees: dict[Cell, int] = {}
     for cell in ctx.spec.cells:
-        start = _previous_knee(knees, cell) or calibrate.PROBE_START
+        start = _previous_knee(knees, cell) or knee_search.PROBE_START
         probes = probe_cell(ctx, cell, db.ensure_alive(), start=start)
-        knees[cell] = calibrate.knee(probes)
+        knees[cell] = knee_search.knee(probes)
         ctx.rec.manifest.setdefault("calibration", {})[cell.label] = {
             "knee_users": knees[cell],
             "probes": [asdict(p) for p in probes],
@@ -30,10 +30,10 @@ def calibrate_steps(ctx: Context, db: RunDatabase) -> None:
         ctx.rec.save_manifest()
         ctx.say(f"[{cell.label}] calibrated: held up to {knees[cell]} users")
     if ctx.spec.waits == (None,):
-        _record_steps(ctx, calibrate.choose_steps(list(knees.values()), ctx.spec.load.auto_steps))
+        _record_steps(ctx, knee_search.choose_steps(list(knees.values()), ctx.spec.load.auto_steps))
         return
     for cell, knee in knees.items():
-        ctx.steps[cell.label] = calibrate.bracket_steps(knee, ctx.spec.load.auto_steps)
+        ctx.steps[cell.label] = knee_search.bracket_steps(knee, ctx.spec.load.auto_steps)
         ctx.bracketed.add(cell.label)
         ctx.say(f"[{cell.label}] steps from its knee: {', '.join(map(str, ctx.steps[cell.label]))}")
     ctx.rec.manifest["resolved"]["users_by_cell"] = {k: list(v) for k, v in ctx.steps.items()}
@@ -58,15 +58,15 @@ def probe_cell(
     cell: Cell,
     db: Database,
     label: str = "",
-    start: int = calibrate.PROBE_START,
-) -> list[calibrate.Probe]:
+    start: int = knee_search.PROBE_START,
+) -> list[knee_search.Probe]:
     """Short steps on a fresh stack, from `start` users, until the knee is found."""
-    probe_spec = replace(ctx.spec, load=calibrate.probe_load(ctx.spec.load))
-    probes: list[calibrate.Probe] = []
+    probe_spec = replace(ctx.spec, load=knee_search.probe_load(ctx.spec.load))
+    probes: list[knee_search.Probe] = []
     raw = ctx.run_dir / "raw" / "calibration" / cell.label
     with ExitStack() as stack:
         cell_stack = start_cell_stack(ctx, stack, cell, db, label)
-        while (users := calibrate.next_level(probes, start)) is not None:
+        while (users := knee_search.next_level(probes, start)) is not None:
             result = measure.measure_step(
                 probe_spec,
                 cell_stack,
@@ -76,7 +76,7 @@ def probe_cell(
                 step_dir=raw / f"u{users}",
                 locust_log=ctx.run_dir / "logs" / f"locust-calibrate-{cell.label}-u{users}.log",
             )
-            probes.append(calibrate.judge(result.row, ctx.spec.thresholds))
+            probes.append(knee_search.judge(result.row, ctx.spec.thresholds))
             if cell_stack.components.dead() is not None:
                 break  # the cell's step will fail with the cause
     return probes

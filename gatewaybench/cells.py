@@ -17,7 +17,7 @@ from gatewaybench.analysis.waits import Wait
 from gatewaybench.backend import Database
 from gatewaybench.context import Context
 from gatewaybench.errors import StackError
-from gatewaybench.load import autoscale, calibrate, measure
+from gatewaybench.load import autoscale, knee_search, measure
 from gatewaybench.matrix import Cell, Effective, blocking_slots, effective, in_flight_text
 from gatewaybench.results.rundir import RunRecorder
 from gatewaybench.servers import REGISTRY, Concurrency
@@ -230,8 +230,8 @@ def _planned_steps(ctx: Context, cell: Cell, rows: list[StepRow]) -> Iterator[in
         return
     while rows:
         lowest = min(rows, key=lambda r: r.users)
-        lower = calibrate.step_below(lowest.users)
-        if calibrate.judge(lowest, ctx.spec.thresholds).held or lower is None:
+        lower = knee_search.step_below(lowest.users)
+        if knee_search.judge(lowest, ctx.spec.thresholds).held or lower is None:
             return
         ctx.say(f"[{cell.label}] {lowest.users} users did not hold: adding a step at {lower}")
         ctx.steps[cell.label] = (lower, *ctx.steps[cell.label])

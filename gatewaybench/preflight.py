@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gatewaybench.errors import UsageError
-from gatewaybench.load import calibrate
+from gatewaybench.load import knee_search
 from gatewaybench.servers import REGISTRY
 from gatewaybench.spec import RunSpec
 from gatewaybench.stack import nginx, postgres, upstream
@@ -41,7 +41,7 @@ def check(spec: RunSpec) -> Resolved:
     pg_bins, _user = find_postgres()
     nginx_bin = nginx.find_nginx()
     echo_module = upstream.find_echo_module() if _waits_upstream(spec) else None
-    raise_fd_limit(max(spec.load.users or (2 * calibrate.PROBE_MAX,)))
+    raise_fd_limit(max(spec.load.users or (2 * knee_search.PROBE_MAX,)))
     ports = {
         "--nginx-port": claim_port("--nginx-port", spec.nginx.port),
         "--pg-port": claim_port("--pg-port", spec.postgres.port),

@@ -43,7 +43,7 @@ from gatewaybench.gate.verdict import (
     judge_server,
     needs_rerun,
 )
-from gatewaybench.load import calibrate, measure
+from gatewaybench.load import knee_search, measure
 from gatewaybench.matrix import Cell
 from gatewaybench.progress import Progress, Unit
 from gatewaybench.results import provenance, stale
@@ -328,9 +328,9 @@ def _calibrate(ctx: Context, side: Side, db: SideDb, cell: Cell) -> Levels:
     db = db.fresh_copy()
     with _as_side(ctx, side, db):
         probes = probe_cell(ctx, cell, db.cluster, f"calibrate-{cell.label}")
-    knee = calibrate.knee(probes)
+    knee = knee_search.knee(probes)
     failed_at = probes[-1].users if not probes[-1].held else 2 * probes[-1].users
-    levels = Levels(knee, max(calibrate.MIN_USERS, knee // 2), max(failed_at * 3 // 2, 10))
+    levels = Levels(knee, max(knee_search.MIN_USERS, knee // 2), max(failed_at * 3 // 2, 10))
     ctx.rec.manifest.setdefault("calibration", {})[cell.label] = {
         "knee_users": knee, "low_users": levels.low, "high_users": levels.high,
         "probes": [asdict(p) for p in probes],

@@ -36,7 +36,7 @@ class Run:
 def bench(tmp_path_factory: pytest.TempPathFactory) -> Run:
     """One matrix of every server (the seed's four, then the others with a variant), one step
     each, that both tests below read. (Several steps per cell, in matrix order, are run and
-    checked in test_waits.py, test_crash.py and test_calibrate.py.)"""
+    checked in test_waits.py, test_crash.py and test_calibration.py.)"""
     reports = tmp_path_factory.mktemp("bench")
     cells = ",".join(SERVERS + OTHERS)
     run = run_bench(reports, *TINY, "--label", "e2e", "--cells", cells, "--users", "4",

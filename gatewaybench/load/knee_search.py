@@ -1,4 +1,5 @@
-"""`--users auto`: short probes find each cell's knee on this machine, then steps bracket them.
+"""`--users auto`, the pure rules: short probes search each cell's knee, then steps bracket the
+knees (gatewaybench.calibration runs the probes on a live stack).
 
 A probe is a short step that either holds — valid, p95 under the SLO and failures under the
 capacity limit, the same test capacity uses — or does not. Probes double the users from a start

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gatewaybench.load import calibrate
+from gatewaybench.load import knee_search
 from tests.conftest import assert_nothing_left
 from tests.harness import run, run_bench, run_dir_of
 
@@ -29,10 +29,10 @@ def test_users_auto_probes_then_runs_steps_bracketing_the_knee(tmp_path: Path) -
     manifest = json.loads((run_dir / "manifest.json").read_text())
     probes = manifest["calibration"]["gunicorn"]["probes"]
     knee = manifest["calibration"]["gunicorn"]["knee_users"]
-    _assert_searched(probes, calibrate.PROBE_START)
-    assert knee == calibrate.knee([calibrate.Probe(**p) for p in probes])
+    _assert_searched(probes, knee_search.PROBE_START)
+    assert knee == knee_search.knee([knee_search.Probe(**p) for p in probes])
     steps = manifest["resolved"]["users"]
-    assert steps == list(calibrate.choose_steps([knee], 2))
+    assert steps == list(knee_search.choose_steps([knee], 2))
     with (run_dir / "steps.csv").open() as fh:
         assert [int(r["users"]) for r in csv.DictReader(fh)] == steps
     assert "calibrated steps:" in out.stderr
@@ -41,11 +41,11 @@ def test_users_auto_probes_then_runs_steps_bracketing_the_knee(tmp_path: Path) -
 
 def _assert_searched(probes: list[dict[str, object]], start: int) -> None:
     """The probes are the search's own sequence from `start`, and it ended at the knee."""
-    seen: list[calibrate.Probe] = []
+    seen: list[knee_search.Probe] = []
     for p in probes:
-        assert calibrate.next_level(seen, start) == p["users"], (seen, p)
-        seen.append(calibrate.Probe(**p))  # type: ignore[arg-type]
-    assert calibrate.next_level(seen, start) is None
+        assert knee_search.next_level(seen, start) == p["users"], (seen, p)
+        seen.append(knee_search.Probe(**p))  # type: ignore[arg-type]
+    assert knee_search.next_level(seen, start) is None
 
 
 def test_with_waits_each_cell_gets_steps_around_its_own_knee(tmp_path: Path) -> None:
@@ -60,12 +60,12 @@ def test_with_waits_each_cell_gets_steps_around_its_own_knee(tmp_path: Path) -> 
     manifest = json.loads((run.run_dir / "manifest.json").read_text())
     calibration = manifest["calibration"]
     first, second = calibration["gunicorn@0ms"], calibration["gunicorn@50ms"]
-    _assert_searched(first["probes"], calibrate.PROBE_START)
+    _assert_searched(first["probes"], knee_search.PROBE_START)
     # the second wait's search starts where the first wait's knee was
-    _assert_searched(second["probes"], first["knee_users"] or calibrate.PROBE_START)
+    _assert_searched(second["probes"], first["knee_users"] or knee_search.PROBE_START)
     by_cell = manifest["resolved"]["users_by_cell"]
     for label, entry in calibration.items():
-        steps = list(calibrate.bracket_steps(entry["knee_users"], 3))
+        steps = list(knee_search.bracket_steps(entry["knee_users"], 3))
         # the steps around the knee, and lower ones only while the lowest run did not hold
         assert by_cell[label][-3:] == steps and all(u < steps[0] for u in by_cell[label][:-3])
         ran = [int(r["users"]) for r in run.rows if r["server"] == label]
