@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from gatewaybench.analysis.tables import run_summary
+from gatewaybench.analysis.summary import run_summary
 from gatewaybench.backend import Backend
 from gatewaybench.calibration import calibrate_steps
 from gatewaybench.cells import run_cell

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from gatewaybench.analysis.capacity import Capacity, capacities
-from gatewaybench.analysis.tables import read_steps
+from gatewaybench.analysis.summary import read_steps
 from gatewaybench.errors import UsageError
 from gatewaybench.results.rundir import FAILURES_CSV, RESOURCES_CSV, STEPS_CSV
 from gatewaybench.results.schema import read_manifest

@@ -20,7 +20,7 @@ from matplotlib.figure import Figure as MplFigure
 from matplotlib.lines import Line2D
 
 from gatewaybench.analysis.crossover import Crossover, Point
-from gatewaybench.analysis.tables import pivot
+from gatewaybench.analysis.summary import pivot
 from gatewaybench.servers import REGISTRY
 
 matplotlib.rcParams.update(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from gatewaybench.analysis import crossover
-from gatewaybench.analysis.tables import caveats, configuration_caveats
+from gatewaybench.analysis.summary import caveats, configuration_caveats
 from gatewaybench.report.data import RunData
 
 HELD_ALL = "every step was held"

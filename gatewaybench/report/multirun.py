@@ -11,7 +11,7 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 
-from gatewaybench.analysis.tables import Pivot, pivot
+from gatewaybench.analysis.summary import Pivot, pivot
 from gatewaybench.report import figures
 from gatewaybench.report.data import RunData, load_run
 from gatewaybench.report.render import data_uri, environment

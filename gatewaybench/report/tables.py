@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from gatewaybench.analysis.tables import NOT_RUN_CELL, PivotCell, pivot, plain_text
+from gatewaybench.analysis.summary import NOT_RUN_CELL, PivotCell, pivot, plain_text
 
 SEVERITY_LIMITS = (0.0, 1.0, 5.0, 20.0)  # failure %: s0 = none ... s4 = 20 % and more
 
@@ -45,7 +45,7 @@ def _number(value: Any, fmt: str) -> str:
 
 def seed_table(steps: pd.DataFrame, column: str, caption: str, fmt: str,
                coloured: bool = False) -> Table:  # fmt: skip
-    """server (rows) x users (columns) from analysis.tables.pivot, the terminal's pivot: the same
+    """server (rows) x users (columns) from analysis.summary.pivot, the terminal's pivot: the same
     cells marked invalid or FAIL; repeats averaged, and the caption says so."""
     p = pivot(steps, column)
     table = Table(caption + p.caption_suffix(with_ci=False), ["server", *map(str, p.users)])

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from gatewaybench.analysis import crossover as cxm
-from gatewaybench.analysis.tables import read_steps
+from gatewaybench.analysis.summary import read_steps
 from gatewaybench.report import figures
 from gatewaybench.report.render import render_run
 

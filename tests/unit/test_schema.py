@@ -12,7 +12,7 @@ import pytest
 
 from gatewaybench import cli
 from gatewaybench.analysis.records import read_step_records
-from gatewaybench.analysis.tables import run_summary
+from gatewaybench.analysis.summary import run_summary
 from gatewaybench.errors import StackError, UsageError
 from gatewaybench.report.data import load_run
 from gatewaybench.results import schema, stale

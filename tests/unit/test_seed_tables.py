@@ -1,4 +1,4 @@
-"""The seed tables' one pivot (analysis.tables.pivot): the terminal table and the report's table
+"""The seed tables' one pivot (analysis.summary.pivot): the terminal table and the report's table
 mark the same cells invalid, FAIL or not run."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from gatewaybench.analysis.tables import pivot, pivot_text, seed_tables
+from gatewaybench.analysis.summary import pivot, pivot_text, seed_tables_text
 from gatewaybench.report.tables import seed_table
 
 
@@ -64,7 +64,7 @@ def test_html_cells_carry_the_reasons_and_the_legend_names_only_the_marks_shown(
     assert table.note.startswith("* invalid step") and "FAIL: the step did not run" in table.note
     clean = seed_table(STEPS.iloc[:1], "rps", "Requests/sec", ".1f")
     assert clean.note == ""
-    text = seed_tables(STEPS)
+    text = seed_tables_text(STEPS)
     assert text.endswith(table.note.replace(" FAIL:", "\nFAIL:"))
 
 

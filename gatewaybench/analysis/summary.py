@@ -1,6 +1,7 @@
-"""Seed-article tables: one metric by server (rows) x users (columns), from steps.csv; then
-capacity and the caveats that apply. The pivot is plain data, shared with the HTML and
-Markdown reports (report/tables.py); the rest is text over the run directory's files."""
+"""The end-of-run summary the terminal prints (run_summary), rebuilt from the run directory: the
+seed-article tables, one metric by server (rows) x users (columns) from steps.csv, then capacity
+and the caveats that apply. The pivot under those tables is plain data, shared with the HTML and
+Markdown reports (report/tables.py), and so are the caveats; the rest is text."""
 
 from __future__ import annotations
 
@@ -130,7 +131,7 @@ def plain_text(value: Any) -> str:
 
 
 def pivot_text(df: pd.DataFrame, column: str, title: str, fmt: str, with_ci: bool = False) -> str:
-    """A fixed-width table of pivot(df, column), its marks explained by seed_tables."""
+    """A fixed-width table of pivot(df, column), its marks explained by seed_tables_text."""
     p = pivot(df, column)
     texts = {key: cell.text(fmt, with_ci) for key, cell in p.cells.items()}
     width = max([len(s) for s in p.servers] + [len("server")])
@@ -145,7 +146,7 @@ def pivot_text(df: pd.DataFrame, column: str, title: str, fmt: str, with_ci: boo
     return "\n".join(lines)
 
 
-def seed_tables(df: pd.DataFrame) -> str:
+def seed_tables_text(df: pd.DataFrame) -> str:
     if df.empty:
         return "no steps finished"
     parts = [
@@ -196,7 +197,7 @@ def run_summary(run_dir: Path) -> str:
         f"Each step: {ramp} s ramp-up + {warmup} s warm-up (excluded), "
         f"then a {window} s steady window the figures come from."
     )
-    parts = [header, seed_tables(df), capacity_text(df, limits["fail_pct"], limits["slo_ms"])]
+    parts = [header, seed_tables_text(df), capacity_text(df, limits["fail_pct"], limits["slo_ms"])]
     notes = caveats(df) + configuration_caveats(manifest)
     if notes:
         parts.append("Caveats:\n" + "\n".join(f"- {n}" for n in notes))
