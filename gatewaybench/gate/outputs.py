@@ -1,31 +1,35 @@
-"""The gate's outputs: JUnit XML for CI test reports, a Markdown summary for
-$GITHUB_STEP_SUMMARY, and the verdicts of `gatewaybench compare BASE CAND` in the same rows.
+"""What the gate and `gatewaybench compare` write from their results: JUnit XML for CI test
+reports, a Markdown summary (also appended to a CI step summary, e.g. $GITHUB_STEP_SUMMARY, when
+the CLI names one) and the verdict table of the HTML pages. The gate's own directory gets
+summary.md, gate.junit.xml, gate.html (the verdict per server x metric and every trial) and
+trials.csv (write_outputs); compare's files are written by gate.compare.write_comparison.
 
 Outputs are deterministic: the same results give the same bytes (no clock is read here).
 """
 
 from __future__ import annotations
 
+import csv
 import math
 import re
-import statistics
 import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from pathlib import Path
 
-from gatewaybench.gate import stats
 from gatewaybench.gate.verdict import (
     DEFAULT_THRESHOLDS,
-    METRICS,
-    GateThresholds,
     MetricResult,
+    Trial,
     Verdict,
-    describe_change,
     format_p,
     format_pct,
     gate_exit_code,
 )
+from gatewaybench.report.render import environment
+from gatewaybench.report.tables import Table, TableCell
+from gatewaybench.results.files import write_atomic
+from gatewaybench.results.schema import read_manifest
 
 BOUND_LABEL = f"{100 * DEFAULT_THRESHOLDS.bound_confidence:g} % bound"
 _LEGEND = (
@@ -167,121 +171,111 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-# server -> metric -> one value per repeat
-RunValues = Mapping[str, Mapping[str, Sequence[float]]]
+VERDICT_CSS = {"regression": "s4", "inconclusive": "s2", "warn": "s1", "better": "s0",
+               "no_change": "s0"}  # fmt: skip
 
 
-@dataclass(frozen=True)
-class Comparison:
-    results: tuple[MetricResult, ...]
-    exit_code: int  # 0 no regression, 1 regression, 3 inconclusive
-
-
-def compare_runs_verdicts(
-    base_values: RunValues,
-    cand_values: RunValues,
-    thresholds: GateThresholds = DEFAULT_THRESHOLDS,
-    directions: Mapping[str, bool] = METRICS,
-    confidence: float = 0.95,
-) -> Comparison:
-    """Two independent runs (no pairing): per server and metric the change of the geometric
-    means with a Welch t-interval on log values, and a mark.
-
-    Marks, with the interval in percent worse, I = [low, high]:
-      worse            I lies entirely above +warn_pct
-      better           I lies entirely below -warn_pct
-      no change        I lies entirely within [-warn_pct, +warn_pct] (equivalence shown)
-      not significant  otherwise, and always with a single repeat on a side (no interval)
-    Verdicts: regression when I lies entirely above +regress_pct; inconclusive when the point
-    estimate is worse than regress_pct but I does not show it, or a side has no data; warn for
-    any other "worse"; better for "better"; no change otherwise.
-    """
-    results = []
-    servers = list(dict.fromkeys([*base_values, *cand_values]))
-    for server in servers:
-        base, cand = base_values.get(server, {}), cand_values.get(server, {})
-        for metric in (m for m in directions if m in base or m in cand):
-            row = _compare_one(
-                server,
-                metric,
-                _positive(base.get(metric, ())),
-                _positive(cand.get(metric, ())),
-                higher_is_better=directions[metric],
-                t=thresholds,
-                confidence=confidence,
-            )
-            results.append(row)
-    return Comparison(tuple(results), gate_exit_code(results))
-
-
-def _positive(values: Sequence[float]) -> list[float]:
-    """Repeats with a usable value; a missing repeat (NaN) or zero cannot enter a log."""
-    return [v for v in values if math.isfinite(v) and v > 0]
-
-
-def _compare_one(
-    server: str,
-    metric: str,
-    base: list[float],
-    cand: list[float],
-    *,
-    higher_is_better: bool,
-    t: GateThresholds,
-    confidence: float,
-) -> MetricResult:
-    nan = math.nan
-    if not base or not cand:
-        side = "base" if not base else "candidate"
-        message = f"missing: no {metric} for {server} in the {side} run"
-        return MetricResult(
-            server, metric, Verdict.INCONCLUSIVE, nan, nan, nan, nan, 0, nan, message
+def verdict_table(results: Sequence[MetricResult]) -> Table:
+    """The gate's results carry the bound that decides 'no change'; compare's do not."""
+    with_bound = any(math.isfinite(r.bound_pct) for r in results)
+    table = Table(
+        "Candidate vs base per server x metric (percent worse; negative is better)",
+        ["server", "metric", "change", "interval", *([BOUND_LABEL] if with_bound else []), "p",
+         "verdict", "why"],
+    )  # fmt: skip
+    for r in results:
+        table.rows.append(
+            [
+                TableCell(r.server, "rowhead"),
+                TableCell(r.metric),
+                TableCell(format_pct(r.median_change_pct)),
+                TableCell(f"{format_pct(r.ci_low_pct)} .. {format_pct(r.ci_high_pct)}"),
+                *([TableCell(format_pct(r.bound_pct))] if with_bound else []),
+                TableCell(format_p(r.p_value)),
+                TableCell(str(r.verdict), VERDICT_CSS.get(str(r.verdict), "")),
+                TableCell(r.message),
+            ]
         )
-    sign = -1.0 if higher_is_better else 1.0
-    log_a, log_b = [math.log(v) for v in base], [math.log(v) for v in cand]
-    shift = sign * (statistics.fmean(log_b) - statistics.fmean(log_a))
-    change = stats.percent_worse(shift)
-    repeats = min(len(base), len(cand))
-    counts = f"{len(base)} vs {len(cand)} repeats"
-    if repeats < 2:
-        verdict = Verdict.INCONCLUSIVE if change > t.regress_pct else Verdict.NO_CHANGE
-        beyond = f", beyond the {t.regress_pct:g} % threshold" if change > t.regress_pct else ""
-        message = f"not significant: {describe_change(change)}{beyond}; {counts}, no interval"
-        return MetricResult(server, metric, verdict, change, nan, nan, nan, repeats, nan, message)
-    welch = stats.welch_interval(log_a, log_b, confidence)
-    ends = sorted(stats.percent_worse(sign * x) for x in (welch.low, welch.high))
-    mark, verdict = _judge_interval(change, ends[0], ends[1], t)
-    message = (
-        f"{mark}: {describe_change(change)}, {100 * confidence:g} % CI "
-        f"{format_pct(ends[0])} … {format_pct(ends[1])} (Welch on logs, {counts})"
-    )
-    return MetricResult(
-        server=server,
-        metric=metric,
-        verdict=verdict,
-        median_change_pct=change,
-        ci_low_pct=ends[0],
-        ci_high_pct=ends[1],
-        p_value=welch.p_two_sided,
-        pairs=repeats,
-        noise_pct=nan,
-        message=message,
+    return table
+
+
+METRIC_KEYS = ("latency_p50_ms", "latency_p95_ms", "cpu_ms_per_req", "plateau_rps")
+TRIAL_COLUMNS = ("server", "side", "block", "position", *METRIC_KEYS, "fail_pct", "http_5xx",
+                 "valid", "invalid_reason")  # fmt: skip
+
+
+def trials_table(trials: list[tuple[str, Trial]]) -> Table:
+    table = Table("Trials, in the order run", ["server", "block", "position", "side", *METRIC_KEYS,
+                                              "fail %", "5xx", "valid"])  # fmt: skip
+    for server, t in trials:
+        cells = [
+            TableCell(server, "rowhead"),
+            TableCell(str(t.block)),
+            TableCell(str(t.position)),
+            TableCell(t.side),
+        ]
+        cells += [TableCell(f"{t.values[k]:.2f}") for k in METRIC_KEYS]
+        valid = TableCell("yes" if t.valid else "no", "" if t.valid else "s3", t.invalid_reason)
+        cells += [TableCell(f"{t.fail_pct:.2f}"), TableCell(str(t.http_5xx)), valid]
+        table.rows.append(cells)
+    return table
+
+
+def render_gate_html(
+    gate_dir: Path, results: list[MetricResult], trials: list[tuple[str, Trial]]
+) -> str:
+    manifest = read_manifest(gate_dir)
+    return (
+        environment()
+        .get_template("gate.html.j2")
+        .render(
+            headline=headline(results) if results else "no verdict",
+            sides=manifest.get("sides", {}),
+            status=manifest.get("status", "unknown"),
+            seconds=manifest.get("gate_seconds", "?"),
+            verdicts=verdict_table(results),
+            trials=trials_table(trials),
+        )
     )
 
 
-def _judge_interval(
-    change: float, low: float, high: float, t: GateThresholds
-) -> tuple[str, Verdict]:
-    if low > t.warn_pct:
-        mark = "worse"
-    elif high < -t.warn_pct:
-        mark = "better"
-    elif low >= -t.warn_pct and high <= t.warn_pct:
-        mark = "no change"
-    else:
-        mark = "not significant"
-    if low > t.regress_pct:
-        return mark, Verdict.REGRESSION
-    if change > t.regress_pct:
-        return mark, Verdict.INCONCLUSIVE
-    verdicts = {"worse": Verdict.WARN, "better": Verdict.BETTER}
-    return mark, verdicts.get(mark, Verdict.NO_CHANGE)
+def write_outputs(
+    gate_dir: Path,
+    results: list[MetricResult],
+    trials: list[tuple[str, Trial]],
+    seconds: float,
+    step_summary: Path | None = None,
+) -> list[Path]:
+    """summary.md, gate.junit.xml, gate.html and trials.csv; summary.md's text is appended to
+    `step_summary` too (the CI's job summary file) when given."""
+    title = "gatewaybench gate: candidate vs base"
+    summary = (
+        markdown_summary(results, title=title)
+        if results
+        else f"# {title}\n\nNo verdict: the gate did not finish.\n"
+    )
+    files = {
+        gate_dir / "summary.md": summary,
+        gate_dir / "gate.junit.xml": junit_xml(results, duration_s=seconds),
+        gate_dir / "gate.html": render_gate_html(gate_dir, results, trials),
+    }
+    for path, text in files.items():
+        write_atomic(path, text)
+    _write_trials(gate_dir / "trials.csv", trials)
+    if step_summary is not None:
+        with step_summary.open("a", encoding="utf-8") as fh:
+            fh.write(summary + "\n")
+    return [*files, gate_dir / "trials.csv"]
+
+
+def _write_trials(path: Path, trials: list[tuple[str, Trial]]) -> None:
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(TRIAL_COLUMNS)
+        for server, t in trials:
+            v = t.values
+            metrics = [f"{v[k]:.4g}" for k in TRIAL_COLUMNS[4:8]]
+            guards = [f"{t.fail_pct:.3g}", t.http_5xx, t.valid, t.invalid_reason]
+            writer.writerow([server, t.side, t.block, t.position, *metrics, *guards])
+    tmp.replace(path)

@@ -30,7 +30,7 @@ from gatewaybench.calibration import probe_cell
 from gatewaybench.cells import start_cell_stack
 from gatewaybench.context import Context
 from gatewaybench.errors import Interrupted, UsageError
-from gatewaybench.gate.report import write_outputs
+from gatewaybench.gate.outputs import write_outputs
 from gatewaybench.gate.sides import Side, resolved_side
 from gatewaybench.gate.verdict import (
     BASE,

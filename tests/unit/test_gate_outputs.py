@@ -14,13 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from gatewaybench.gate.compare import verdict_table
-from gatewaybench.gate.outputs import (
-    Comparison,
-    compare_runs_verdicts,
-    junit_xml,
-    markdown_summary,
-)
+from gatewaybench.gate.compare import compare_runs_verdicts
+from gatewaybench.gate.outputs import junit_xml, markdown_summary, verdict_table, write_outputs
 from gatewaybench.gate.sides import PIN_FILES, same_pins
 from gatewaybench.gate.verdict import (
     GateThresholds,
@@ -170,8 +165,8 @@ def test_only_paired_results_get_the_bound_column() -> None:
     results = compare_runs_verdicts(base, cand).results
     assert all(math.isnan(r.bound_pct) for r in results)
     assert "bound" not in markdown_summary(results) + junit_xml(results)
-    gate_html = verdict_table(Comparison(tuple(sample_results()), 1))
-    compare_html = verdict_table(Comparison(results, 1))
+    gate_html = verdict_table(sample_results())
+    compare_html = verdict_table(results)
     assert "95 % bound" in gate_html.header and "95 % bound" not in compare_html.header
     assert all(len(row) == len(gate_html.header) for row in gate_html.rows)
 
@@ -258,8 +253,6 @@ def test_the_step_summary_is_the_file_given_never_one_from_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The CLI reads GITHUB_STEP_SUMMARY and hands the path down; below it, nothing reads it."""
-    from gatewaybench.gate.report import write_outputs
-
     elsewhere = tmp_path / "from-the-environment.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(elsewhere))
     gate_dir = tmp_path / "gate"
