@@ -225,7 +225,7 @@ def render_run(path: Path) -> list[Path]:
     ctx = _context(run)
     outputs = {
         path / "report.html": env.get_template("report.html.j2").render(**ctx),
-        path / "summary.md": env.get_template("summary.md.j2").render(**ctx),
+        path / "summary.md": env.get_template("report.md.j2").render(**ctx),
         path / "results.json": json.dumps(results_json(run), indent=2, sort_keys=True) + "\n",
     }
     for out_path, text in outputs.items():
