@@ -186,7 +186,7 @@ DJANGO_FIELDS = {"conn_max_age": "conn_max_age", "cpu_work_ms": "cpu_work_ms",
                  "questions": "questions", "choices": "choices",
                  "upstream_calls": "upstream_calls", "db_wait_ms": "db_wait_ms"}  # fmt: skip
 THRESHOLD_FIELDS = {"slo_ms": "slo_ms", "capacity_fail_pct": "fail_pct"}
-TOP_FIELDS = {"workers": "workers", "preset": "preset", "label": "label",
+TOP_FIELDS = {"workers": "workers", "preset": "preset", "label": "run_label",
               "reports_dir": "reports_dir", "app_port": "app_port", "repeat": "repeat",
               "upstream_ms": "upstream_ms"}  # fmt: skip
 

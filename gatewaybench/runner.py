@@ -47,7 +47,7 @@ def run_bench(
             backend = backend_for(spec)  # usage errors surface before anything is created
             for message in stale.recover_stale_runs(spec.reports_dir.absolute()):
                 print(f"gatewaybench: {message}", file=log)
-            run_dir = create_run_dir(spec.reports_dir.absolute(), spec.label)
+            run_dir = create_run_dir(spec.reports_dir.absolute(), spec.run_label)
         except Interrupted as exc:
             return exc.exit_code  # nothing was started or written yet
         try:
@@ -123,7 +123,7 @@ def classify_matrix(
 
 def _manifest_base(spec: RunSpec, backend: Backend) -> dict[str, Any]:
     return {
-        "label": spec.label,
+        "label": spec.run_label,
         "backend": backend.name,
         "harness": stale.harness_identity(),
         "spec": spec.to_json(),

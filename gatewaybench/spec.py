@@ -118,7 +118,7 @@ class RunSpec:
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     threads: int = 1  # per worker process; with workers, the budget every server gets
     preset: str = "seed"
-    label: str = "bench"
+    run_label: str = "bench"  # --label: the run directory's suffix (a cell's label is Cell.label)
     reports_dir: Path = Path("reports")
     load: LoadSettings = field(default_factory=LoadSettings)
     nginx: NginxSettings = field(default_factory=NginxSettings)
@@ -151,7 +151,8 @@ class RunSpec:
         return tuple(c.label for c in self.cells)
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        # On disk the run's label keeps its flag's name, `label`.
+        data = {"label" if k == "run_label" else k: v for k, v in asdict(self).items()}
         data["reports_dir"] = str(self.reports_dir)
         data["app"] = {k: str(v) if isinstance(v, Path) else v for k, v in data["app"].items()}
         data["cells"] = [{"label": c.label, **asdict(c)} for c in self.cells]
@@ -322,9 +323,9 @@ def validate(spec: RunSpec) -> RunSpec:
     ):
         if not 0 <= port <= 65535:
             raise UsageError(f"{flag} {port} is not a port", "use 1-65535, or 0 for a free port")
-    if not LABEL_RE.match(spec.label):
+    if not LABEL_RE.match(spec.run_label):
         raise UsageError(
-            f"label {spec.label!r} is not usable in a directory name",
+            f"label {spec.run_label!r} is not usable in a directory name",
             "use letters, digits, '.', '_' or '-' (at most 41 characters)",
         )
     wp = spec.nginx.worker_processes

@@ -32,8 +32,8 @@ def utc_stamp(now: dt.datetime | None = None) -> str:
     return (now or dt.datetime.now(dt.UTC)).strftime("%Y%m%dT%H%M%SZ")
 
 
-def create_run_dir(reports_dir: Path, label: str, now: dt.datetime | None = None) -> Path:
-    """A new directory; an existing one (same second, same label) gets a numeric suffix."""
+def create_run_dir(reports_dir: Path, run_label: str, now: dt.datetime | None = None) -> Path:
+    """A new directory; an existing one (same second, same run label) gets a numeric suffix."""
     try:
         reports_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -46,7 +46,7 @@ def create_run_dir(reports_dir: Path, label: str, now: dt.datetime | None = None
             f"reports directory {reports_dir} is not writable",
             "pass --reports-dir with a writable directory",
         )
-    base = f"{utc_stamp(now)}-{label}"
+    base = f"{utc_stamp(now)}-{run_label}"
     for attempt in range(1, 1000):
         path = reports_dir / (base if attempt == 1 else f"{base}-{attempt}")
         try:

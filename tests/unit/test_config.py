@@ -93,7 +93,7 @@ def test_precedence_preset_then_file_then_environment_then_flags(tmp_path: Path)
     )
     spec = spec_of("--config", str(path), "--window", "7", env={"GATEWAYBENCH_LABEL": "env"})
     assert spec.preset == "tuned" and spec.threads == 2  # the file's threads beat the preset's
-    assert spec.load.users == (10, 20) and spec.load.window_s == 7 and spec.label == "env"
+    assert spec.load.users == (10, 20) and spec.load.window_s == 7 and spec.run_label == "env"
     assert spec.cells == (Cell("uvicorn", "async", "pool"),)
     assert sized_max_connections(spec) == 50
     assert spec_of("--config", str(path), "--servers", "gunicorn").cells == (Cell("gunicorn"),)

@@ -70,7 +70,7 @@ def test_parse_servers_names_the_known_ones() -> None:
         ({"load": LoadSettings(processes=-1)}, "--processes"),
         ({"workers": 0}, "--workers"),
         ({"django": DjangoSettings(questions=0)}, "--questions"),
-        ({"label": "../escape"}, "label"),
+        ({"run_label": "../escape"}, "label"),
         ({"app_port": 70000}, "not a port"),
         ({"nginx": NginxSettings(worker_processes="many")}, "--nginx-worker-processes"),
     ],
@@ -89,6 +89,13 @@ def test_defaults_are_the_seed_experiment() -> None:
     assert spec.load.window_s >= 30
     assert spec.load.warmup_s > 0
     assert json.loads(json.dumps(spec.to_json()))["load"]["users"][-1] == 700
+
+
+def test_the_run_label_is_recorded_under_its_flag_name() -> None:
+    """RunSpec.run_label (--label) is `label` in manifest.json's spec, where it always was."""
+    keys = list(RunSpec(run_label="nightly").to_json())
+    assert RunSpec(run_label="nightly").to_json()["label"] == "nightly" and "run_label" not in keys
+    assert keys.index("label") == keys.index("preset") + 1  # the field's place, not the end
 
 
 def test_spawn_rate_follows_ramp() -> None:
