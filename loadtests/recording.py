@@ -8,6 +8,12 @@ cumulative or a trailing window, so they cannot give per-step truth. Each Locust
 process has to agree with another on when the window starts. Records are plain JSON, merged by
 addition, so steps, worker processes and runs can be combined later.
 
+The open model (loadtests/openmodel.py) adds, only to its own records, keys older readers
+ignore: "open_model" (its settings), "intended" (each request's latency from its intended start,
+laid out like "seconds"; failures counted, messages only in "seconds"), "arrivals" (per second
+of intended arrival: arrivals offered and dropped) and "lag" (per second of intended arrival: a
+histogram of the generator's dispatch lag, actual - intended, dropped arrivals included).
+
 This module must not import locust: it is unit-tested without gevent's monkey-patching.
 """
 
@@ -75,6 +81,13 @@ class Bucket:
         }
 
 
+def _per_second_json(seconds: dict[int, dict[str, Bucket]]) -> dict[str, Any]:
+    return {
+        str(sec): {name: b.to_json() for name, b in sorted(names.items())}
+        for sec, names in sorted(seconds.items())
+    }
+
+
 @dataclass
 class Recorder:
     role: str
@@ -83,12 +96,20 @@ class Recorder:
     votes: Counter[str] = field(default_factory=Counter)
     cpu: list[tuple[float, float]] = field(default_factory=list)
 
-    def _bucket(self, name: str) -> Bucket:
+    # The open model's keys (see the module docstring); None: a closed-model record, whose file
+    # stays exactly as before.
+    open_model: dict[str, Any] | None = None
+    intended: dict[int, dict[str, Bucket]] = field(default_factory=dict)
+    arrivals: dict[int, Counter[str]] = field(default_factory=dict)
+    lag: dict[int, Bucket] = field(default_factory=dict)
+
+    def _bucket(self, name: str, seconds: dict[int, dict[str, Bucket]] | None = None) -> Bucket:
         # The hot path of every request: plain lookups, no objects built unless new.
         second = int(time.time())
-        names = self.seconds.get(second)
+        per_second = self.seconds if seconds is None else seconds
+        names = per_second.get(second)
         if names is None:
-            names = self.seconds[second] = {}
+            names = per_second[second] = {}
         bucket = names.get(name)
         if bucket is None:
             bucket = names[name] = Bucket()
@@ -101,6 +122,30 @@ class Recorder:
         if error is not None:
             bucket.failures += 1
             bucket.errors[error[:MAX_ERROR_TEXT]] += 1
+
+    def intended_request(self, name: str, latency_ms: float, failed: bool) -> None:
+        """A request's latency from its intended start (the open model's second histogram)."""
+        bucket = self._bucket(name, self.intended)
+        bucket.count += 1
+        bucket.hist[bucket_us(latency_ms)] += 1
+        if failed:
+            bucket.failures += 1
+
+    def arrival(self, intended_s: float, lag_ms: float, dropped: bool) -> None:
+        """One arrival of the open model, at the second it was meant for (so the offered rate
+        per second is the schedule's, however late the generator ran)."""
+        second = int(intended_s)
+        counts = self.arrivals.get(second)
+        if counts is None:
+            counts = self.arrivals[second] = Counter()
+        counts["arrivals"] += 1
+        if dropped:
+            counts["dropped"] += 1
+        lag = self.lag.get(second)
+        if lag is None:
+            lag = self.lag[second] = Bucket()
+        lag.count += 1
+        lag.hist[bucket_us(lag_ms)] += 1
 
     def task_done(self) -> None:
         self._bucket(TASK_KEY).count += 1
@@ -117,6 +162,12 @@ class Recorder:
         self.cpu.append((time.time(), cpu_seconds()))
 
     def to_json(self) -> dict[str, Any]:
+        data = self._closed_json()
+        if self.open_model is not None:
+            data.update(self._open_json())
+        return data
+
+    def _closed_json(self) -> dict[str, Any]:
         return {
             "schema_version": SCHEMA_VERSION,
             "pid": os.getpid(),
@@ -124,9 +175,20 @@ class Recorder:
             "events": self.events,
             "votes": dict(self.votes),
             "cpu": self.cpu,
-            "seconds": {
-                str(sec): {name: b.to_json() for name, b in sorted(names.items())}
-                for sec, names in sorted(self.seconds.items())
+            "seconds": _per_second_json(self.seconds),
+        }
+
+    def _open_json(self) -> dict[str, Any]:
+        return {
+            "open_model": self.open_model,
+            "intended": _per_second_json(self.intended),
+            "arrivals": {
+                str(sec): {"arrivals": c["arrivals"], "dropped": c["dropped"]}
+                for sec, c in sorted(self.arrivals.items())
+            },
+            "lag": {
+                str(sec): {"count": b.count, "hist": b.to_json()["hist"]}
+                for sec, b in sorted(self.lag.items())
             },
         }
 

@@ -311,3 +311,39 @@ def test_the_recorder_keeps_think_times_where_they_began() -> None:
     (names,) = rec.to_json()["seconds"].values()
     assert names[THINK_KEY]["count"] == 2
     assert names[THINK_KEY]["hist"] == {str(bucket_us(1234)): 2}
+
+
+CLOSED_KEYS = ["schema_version", "pid", "role", "events", "votes", "cpu", "seconds"]
+
+
+def test_a_closed_model_record_has_exactly_the_keys_it_always_had() -> None:
+    rec = Recorder(role="local")
+    rec.request("GET /a", 1.0, None)
+    assert list(rec.to_json()) == CLOSED_KEYS
+
+
+def test_the_open_model_keys_round_trip_and_old_readers_ignore_them(tmp_path: Path) -> None:
+    """Intended latencies beside the service times, arrivals and drops and dispatch lag per
+    second of intended arrival; the step reader still sees only the service times."""
+    rec = Recorder(role="local", open_model={"rate_per_s": 10.0, "seed": 1})
+    rec.request("GET /gb-ok", 2.0, None)
+    rec.intended_request("GET /gb-ok", 5.0, failed=False)
+    rec.intended_request("GET /gb-ok", 7.0, failed=True)
+    rec.arrival(T0 + 0.9, 0.3, dropped=False)
+    rec.arrival(T0 + 0.95, 1.5, dropped=True)
+    rec.arrival(T0 + 1.2, 0.1, dropped=False)
+    data = json.loads(rec.write(tmp_path).read_text())
+    assert list(data) == [*CLOSED_KEYS, "open_model", "intended", "arrivals", "lag"]
+    assert data["open_model"] == {"rate_per_s": 10.0, "seed": 1}
+    (intended,) = data["intended"].values()
+    assert intended["GET /gb-ok"]["count"] == 2 and intended["GET /gb-ok"]["failures"] == 1
+    assert intended["GET /gb-ok"]["hist"] == {str(bucket_us(5.0)): 1, str(bucket_us(7.0)): 1}
+    assert data["arrivals"] == {
+        str(T0): {"arrivals": 2, "dropped": 1}, str(T0 + 1): {"arrivals": 1, "dropped": 0},
+    }  # fmt: skip
+    assert data["lag"][str(T0)] == {
+        "count": 2, "hist": {str(bucket_us(0.3)): 1, str(bucket_us(1.5)): 1},
+    }  # fmt: skip
+    records = read_step_records(tmp_path)
+    (second,) = records.processes[0].seconds
+    assert records.window_histogram(second, second + 1).total == 1
