@@ -75,7 +75,7 @@ def gather_evidence(nginx_error: str, app_log: str, postgres_log: str) -> Eviden
 
 
 def classify(message: str) -> str:
-    """The kind of a client-side failure message (see loadtests/locustfile.py)."""
+    """The kind of a client-side failure message (see fail() in loadtests/polls.py)."""
     http = HTTP_RE.match(message)
     if http:
         code = int(http.group(1))
