@@ -51,14 +51,8 @@ missing=()
 for package in "${PACKAGES[@]}"; do
   installed "$package" || missing+=("$package")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
-
-if [ "$(id -u)" -ne 0 ]; then
-  echo "gatewaybench: no container engine: install one with: sudo apt-get install -y --no-install-recommends ${missing[*]} (or set DOCKER_HOST)" >&2
-  exit 2
-fi
-
 # --no-install-recommends (apt-install.sh): podman recommends buildah and rootless extras
 # (slirp4netns, uidmap, fuse-overlayfs); the harness runs none of them.
-bash "$(dirname "$0")/apt-install.sh" "${missing[@]}"
-echo "gatewaybench: installed ${missing[*]} (the container engine for --backend compose)"
+bash "$(dirname "$0")/apt-install.sh" "the container engine for --backend compose" \
+  "no container engine: install one with: sudo apt-get install -y --no-install-recommends ${missing[*]} (or set DOCKER_HOST)" \
+  ${missing[@]+"${missing[@]}"}

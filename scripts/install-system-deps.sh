@@ -17,12 +17,6 @@ command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 && ! command -v postgres >/dev/null 2>&1; then
   missing+=(postgresql)
 fi
-[ ${#missing[@]} -eq 0 ] && exit 0
-
-if [ "$(id -u)" -ne 0 ]; then
-  echo "gatewaybench: missing system packages: ${missing[*]}; install them with: sudo apt-get install -y ${missing[*]}" >&2
-  exit 2
-fi
-
-bash "$(dirname "$0")/apt-install.sh" "${missing[@]}"
-echo "gatewaybench: installed ${missing[*]}"
+bash "$(dirname "$0")/apt-install.sh" "" \
+  "missing system packages: ${missing[*]}; install them with: sudo apt-get install -y ${missing[*]}" \
+  ${missing[@]+"${missing[@]}"}
