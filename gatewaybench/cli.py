@@ -126,7 +126,8 @@ def _add_progress_flag(p: argparse.ArgumentParser) -> None:
 
 # Options that are not `run` settings: the spec never sees them.
 NOT_SPEC = ("command", "backend", "progress")
-GATE_ONLY = ("base", "cand", "blocks", "no_rerun", "regress_pct", "warn_pct")
+GATE_ONLY = ("base", "cand", "design", "pairs", "blocks", "no_rerun", "regress_pct", "warn_pct",
+             "on_inconclusive")  # fmt: skip
 
 
 def _add_run(sub: Any) -> argparse.ArgumentParser:
@@ -149,10 +150,23 @@ def _add_gate(sub: Any) -> argparse.ArgumentParser:
     )
     gate.add_argument("--base", required=True, help="'.', a .toml config, env:VENV or a git ref")
     gate.add_argument("--cand", required=True, help="'.', a .toml config, env:VENV or a git ref")
-    gate.add_argument("--blocks", type=_positive_int, default=None, help="A B B A blocks (4)")
+    gate.add_argument("--design", choices=("duet", "sequential"), default=None,
+                      help="duet: both sides at once, each app server on its own core "
+                      "(default); sequential: one side at a time, A B B A")  # fmt: skip
+    gate.add_argument("--pairs", type=_positive_int, default=None, help="duet trials (10)")
+    gate.add_argument("--blocks", type=_positive_int, default=None,
+                      help="sequential: A B B A blocks (4)")  # fmt: skip
+    gate.add_argument(
+        "--on-inconclusive",
+        choices=("fail", "warn"),
+        default=None,
+        help="fail (exit 3, default) or warn (exit 0, the reason in the summary)",
+    )
     gate.add_argument("--no-rerun", action="store_true", help="no automatic re-run")
-    gate.add_argument("--regress-pct", type=_positive_float, default=None, help="threshold (10)")
-    gate.add_argument("--warn-pct", type=_positive_float, default=None, help="warn from (5)")
+    gate.add_argument("--regress-pct", type=_positive_float, default=None,
+                      help="threshold (duet 5, sequential 10)")  # fmt: skip
+    gate.add_argument("--warn-pct", type=_positive_float, default=None,
+                      help="warn from (duet 2.5, sequential 5)")  # fmt: skip
     _add_run_flags(gate)
     _add_progress_flag(gate)
     return gate
@@ -176,28 +190,45 @@ def _positive_float(text: str) -> float:
 
 
 def _gate(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    from gatewaybench.gate.run import DEFAULT_BLOCKS, GateOptions, run_gate
-    from gatewaybench.gate.verdict import DEFAULT_THRESHOLDS
+    from gatewaybench.gate.run import DEFAULT_BLOCKS, DEFAULT_PAIRS, GateOptions, run_gate
+    from gatewaybench.gate.verdict import DESIGN_THRESHOLDS, Design
 
     flags = {k: v for k, v in vars(args).items()
              if k not in (*NOT_SPEC, *GATE_ONLY) and v is not None}  # fmt: skip
     flags.setdefault("servers", ("gunicorn",))
+    design = Design(args.design or Design.DUET)
+    defaults = DESIGN_THRESHOLDS[design]
     thresholds = replace(
-        DEFAULT_THRESHOLDS,
-        regress_pct=args.regress_pct or DEFAULT_THRESHOLDS.regress_pct,
-        warn_pct=args.warn_pct or DEFAULT_THRESHOLDS.warn_pct,
+        defaults,
+        regress_pct=args.regress_pct or defaults.regress_pct,
+        warn_pct=args.warn_pct or defaults.warn_pct,
     )
+    _check_design_counts(args)
     summary = environ.get("GITHUB_STEP_SUMMARY", "")  # GitHub Actions' job summary file
     options = GateOptions(
         args.base,
         args.cand,
         flags,
-        args.blocks or DEFAULT_BLOCKS,
-        thresholds,
-        not args.no_rerun,
-        Path(summary) if summary else None,
+        blocks=args.blocks or DEFAULT_BLOCKS,
+        pairs=args.pairs or DEFAULT_PAIRS,
+        design=design,
+        thresholds=thresholds,
+        rerun=not args.no_rerun,
+        step_summary=Path(summary) if summary else None,
+        inconclusive_fails=(args.on_inconclusive or "fail") == "fail",
     )
     return run_gate(options, environ, progress=_progress_mode(args.progress, environ))
+
+
+def _check_design_counts(args: argparse.Namespace) -> None:
+    """--pairs counts duet trials and --blocks A B B A blocks: each only with its design."""
+    design = args.design or "duet"
+    wrong = {"duet": ("blocks", "--pairs"), "sequential": ("pairs", "--blocks")}[design]
+    if getattr(args, wrong[0]) is not None:
+        raise UsageError(
+            f"gate --{wrong[0]} does not apply to --design {design}",
+            f"give {wrong[1]} for it, or choose the other --design",
+        )
 
 
 def _progress_mode(requested: str, environ: Mapping[str, str]) -> str:

@@ -1,18 +1,19 @@
-"""How well does the gate tell a 10 %-slower candidate from no change? (a benchmark, not a test)
+"""How well does the gate tell slower candidates from no change? (a benchmark, not a test)
 
-    .venv/bin/python scripts/gate_detection.py --k 10 --slowdown-pct 10
+    .venv/bin/python scripts/gate_detection.py --k 10 --slowdown-pct 10,5
 
-1. Calibrates the slowdown on this machine: one short run above the knee gives the whole
+1. Calibrates each slowdown on this machine: one short run above the knee gives the whole
    stack's CPU per request (app server + PostgreSQL + nginx) at the plateau; a candidate that
    adds (1/(1 - s) - 1) times that much CPU work per request (GB_CPU_WORK_MS) serves s fewer
    requests per second at the plateau — "s % slower".
-2. Runs the gate K times base-vs-base and K times base-vs-slower, interleaved so drift of the
-   machine hits both alike, and prints the detection rate (exit 1 on the slower candidate),
+2. Runs the gate K times base-vs-base and K times base-vs-each-slower, interleaved so drift of
+   the machine hits all alike, and prints the detection rate (exit 1 on a slower candidate),
    the false-alarm rate (exit 1 on no change), the inconclusive counts and the gate times.
 
-Every gate is appended to --results (JSON lines) with a fingerprint of the code it measured, and
-the summary counts every recorded gate of the same code: K=10 (about 3 h here) can be run in
-parts, e.g. `--k 5 --cpu-work-ms X` twice, X being the first part's calibrated work.
+Every gate is appended to --results (JSON lines) with a fingerprint of the code it measured and
+the gate's extra arguments, and the summary counts every recorded gate of the same code and
+arguments: K=10 can be run in parts, e.g. `--k 5 --cpu-work-ms X,Y` twice, X and Y being the
+first part's calibrated work (printed, and in every record).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # this checkout's harness, the one the fingerprint describes
 
 from gatewaybench.gate.stats import log_ratios  # noqa: E402
-from gatewaybench.gate.verdict import METRICS, Trial, abba_pairs  # noqa: E402
+from gatewaybench.gate.verdict import METRICS, Trial, abba_pairs, duet_pairs  # noqa: E402
 
 INTERRUPTED = (130, 143)  # a gate stopped by Ctrl-C or SIGTERM measured nothing to count
 
@@ -86,10 +87,11 @@ def stack_cpu_ms_per_request(server: str, users: int, reports: Path) -> float:
     return cpu * 10 / rps
 
 
-def gate(cand: str, server: str, reports: Path) -> dict[str, Any]:
+def gate(cand: str, server: str, reports: Path, extra: list[str]) -> dict[str, Any]:
     started = time.monotonic()
-    code, text, _err = _run([sys.executable, "-m", "gatewaybench", "gate", "--base", ".", "--cand",
-                       cand, "--servers", server, "--reports-dir", str(reports)])  # fmt: skip
+    code, text, _err = _run([sys.executable, "-m", "gatewaybench", "gate", "--base", ".",
+                             "--cand", cand, "--servers", server, "--reports-dir", str(reports),
+                             *extra])  # fmt: skip
     lines = text.strip().splitlines()
     return {
         "exit": code,
@@ -110,7 +112,7 @@ def pair_signs(gate_dir: Path) -> dict[str, list[int]]:
         return {}
     with path.open() as fh:
         trials = [_trial(row) for row in csv.DictReader(fh)]
-    pairs = abba_pairs(trials).pairs
+    pairs = duet_pairs(trials).pairs if _is_duet(trials) else abba_pairs(trials).pairs
     out: dict[str, list[int]] = {}
     for metric, higher_is_better in METRICS.items():
         values = [(b.value(metric), c.value(metric)) for b, c in pairs]
@@ -118,6 +120,11 @@ def pair_signs(gate_dir: Path) -> dict[str, list[int]]:
         d = [x for x in log_ratios(usable, higher_is_better) if x != 0]  # ties: no direction
         out[metric] = [sum(x > 0 for x in d), len(d)]
     return out
+
+
+def _is_duet(trials: list[Trial]) -> bool:
+    """A duet's blocks hold one base and one candidate trial; A B B A blocks hold four."""
+    return all(t.position < 2 for t in trials) and bool(trials)
 
 
 def _trial(row: dict[str, str]) -> Trial:
@@ -132,6 +139,13 @@ def sign_test_p(worse: int, total: int) -> float:
     k = max(worse, total - worse)
     tail = sum(math.comb(total, i) for i in range(k, total + 1)) / 2**total
     return min(1.0, 2 * float(tail))
+
+
+def kind_of(record: dict[str, Any]) -> str:
+    """ "same", or "slower N %" (records from before the 5 % goal are all 10 % slower)."""
+    if record["kind"] == "same":
+        return "same"
+    return f"slower {record.get('slowdown_pct', 10.0):g} %"
 
 
 def side_bias(records: list[dict[str, Any]]) -> dict[str, str]:
@@ -191,10 +205,10 @@ def effects(records: list[dict[str, Any]], kind: str) -> dict[str, str]:
     """Median (range) of each metric's change over the gates of one kind: how much slower the
     slower candidate measured, not only whether it was caught."""
     out = {}
-    metrics = sorted({m for r in records if r["kind"] == kind for m in r.get("changes", {})})
+    metrics = sorted({m for r in records if kind_of(r) == kind for m in r.get("changes", {})})
     for metric in metrics:
         values = [r["changes"][metric]["change_pct"] for r in records
-                  if r["kind"] == kind and metric in r.get("changes", {})]  # fmt: skip
+                  if kind_of(r) == kind and metric in r.get("changes", {})]  # fmt: skip
         out[metric] = (
             f"{statistics.median(values):+.1f} % ({min(values):+.1f} .. {max(values):+.1f})"
         )
@@ -203,8 +217,8 @@ def effects(records: list[dict[str, Any]], kind: str) -> dict[str, str]:
 
 def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for kind in ("same", "slower"):
-        runs = [r for r in records if r["kind"] == kind]
+    for kind in sorted({kind_of(r) for r in records}):
+        runs = [r for r in records if kind_of(r) == kind]
         out[kind] = {
             "gates": len(runs),
             "regression": sum(r["exit"] == 1 for r in runs),
@@ -216,54 +230,81 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _floats(text: str) -> list[float]:
+    return [float(x) for x in text.split(",") if x.strip()]
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--k", type=int, default=10)
-    p.add_argument("--slowdown-pct", type=float, default=10.0)
-    p.add_argument("--cpu-work-ms", type=float, help="skip the calibration: the slower side's work")
+    p.add_argument("--slowdown-pct", type=_floats, default=[10.0, 5.0], help="e.g. 10,5")
+    p.add_argument(
+        "--cpu-work-ms",
+        type=_floats,
+        help="skip the calibration: each slower side's work, in --slowdown-pct order",
+    )
     p.add_argument("--server", default="gunicorn")
     p.add_argument("--plateau-users", type=int, default=300)
+    p.add_argument(
+        "--gate-args", default="", help="more gate arguments, e.g. '--design sequential'"
+    )
     p.add_argument("--reports-dir", type=Path, default=REPO / "reports" / "gate-detection")
     p.add_argument("--results", type=Path, help="JSON lines (default: REPORTS_DIR/results.jsonl)")
     a = p.parse_args()
     _terminate_on_sigterm()
     a.reports_dir.mkdir(parents=True, exist_ok=True)
     results = a.results or a.reports_dir / "results.jsonl"
-    fingerprint = code_fingerprint()
-    work = a.cpu_work_ms
-    if work is None:
-        total = stack_cpu_ms_per_request(a.server, a.plateau_users, a.reports_dir)
-        work = (1 / (1 - a.slowdown_pct / 100) - 1) * total
-        print(f"stack CPU per request at the plateau: {total:.2f} ms; {a.slowdown_pct:g} % "
-              f"slower = +{work:.2f} ms of CPU work per request", flush=True)  # fmt: skip
-    slower = Path(tempfile.mkdtemp()) / "slower.toml"
-    slower.write_text(f"cpu-work-ms = {work:.3f}\n")
+    fingerprint, extra = code_fingerprint(), a.gate_args.split()
+    works = a.cpu_work_ms or _calibrated_work(a)
+    if len(works) != len(a.slowdown_pct):
+        raise SystemExit("give one --cpu-work-ms per --slowdown-pct")
+    cands = [("same", ".", 0.0, 0.0)]
+    for pct, work in zip(a.slowdown_pct, works, strict=True):
+        slower = Path(tempfile.mkdtemp()) / "slower.toml"
+        slower.write_text(f"cpu-work-ms = {work:.3f}\n")
+        cands.append(("slower", str(slower), pct, work))
     for i in range(a.k):
-        for kind, cand in (("same", "."), ("slower", str(slower))):
-            record = {"kind": kind, "code": fingerprint, "server": a.server,
-                      "cpu_work_ms": round(work, 3)}  # fmt: skip
-            record |= gate(cand, a.server, a.reports_dir)
+        for kind, cand, pct, work in cands:
+            record = {"kind": kind, "code": fingerprint, "server": a.server, "gate_args": extra,
+                      "slowdown_pct": pct, "cpu_work_ms": round(work, 3)}  # fmt: skip
+            record |= gate(cand, a.server, a.reports_dir, extra)
             if record["exit"] in INTERRUPTED:
                 print(f"gate interrupted (exit {record['exit']}): not recorded", file=sys.stderr)
                 return int(record["exit"])
             with results.open("a") as fh:
                 fh.write(json.dumps(record) + "\n")
-            print(f"[{i + 1}/{a.k}] {kind}: exit {record['exit']} in {record['minutes']:.1f} min "
-                  f"{record['headline']}", flush=True)  # fmt: skip
+            print(f"[{i + 1}/{a.k}] {kind_of(record)}: exit {record['exit']} in "
+                  f"{record['minutes']:.1f} min {record['headline']}", flush=True)  # fmt: skip
     recorded = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
-    mine = [r for r in recorded if r["code"] == fingerprint and r["server"] == a.server]
+    mine = [r for r in recorded if r["code"] == fingerprint and r["server"] == a.server
+            and r.get("gate_args", []) == extra]  # fmt: skip
+    report(fingerprint, mine)
+    return 0
+
+
+def _calibrated_work(a: argparse.Namespace) -> list[float]:
+    total = stack_cpu_ms_per_request(a.server, a.plateau_users, a.reports_dir)
+    works = [(1 / (1 - pct / 100) - 1) * total for pct in a.slowdown_pct]
+    for pct, work in zip(a.slowdown_pct, works, strict=True):
+        print(f"stack CPU per request at the plateau: {total:.2f} ms; {pct:g} % slower = "
+              f"+{work:.2f} ms of CPU work per request", flush=True)  # fmt: skip
+    return works
+
+
+def report(fingerprint: str, mine: list[dict[str, Any]]) -> None:
     summary = summarise(mine)
-    print(json.dumps({"code": fingerprint, "cpu_work_ms": sorted({r["cpu_work_ms"] for r in mine}),
-                      **summary}, indent=2))  # fmt: skip
-    for kind in ("same", "slower"):
+    works = sorted({r["cpu_work_ms"] for r in mine if r["kind"] != "same"})
+    print(json.dumps({"code": fingerprint, "cpu_work_ms": works, **summary}, indent=2))
+    for kind in summary:
         print(f"median change per metric, {kind}: {json.dumps(effects(mine, kind))}")
     print(f"base vs base, pairs where the candidate was worse: {json.dumps(side_bias(mine))}")
+    same = summary.get("same", {"pass": 0, "regression": 0, "gates": 0})
+    caught = "; ".join(f"{k} detected {v['regression']}/{v['gates']}"
+                       for k, v in summary.items() if k != "same")  # fmt: skip
     print(
-        f"detected {summary['slower']['regression']}/{summary['slower']['gates']}; "
-        f"false alarms {summary['same']['regression']}/{summary['same']['gates']}; "
-        f"base-vs-base passed {summary['same']['pass']}/{summary['same']['gates']}"
+        f"{caught}; false alarms {same['regression']}/{same['gates']}; "
+        f"base-vs-base passed {same['pass']}/{same['gates']}"
     )
-    return 0
 
 
 if __name__ == "__main__":

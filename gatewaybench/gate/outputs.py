@@ -15,6 +15,7 @@ import re
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from gatewaybench.gate.verdict import (
@@ -201,12 +202,12 @@ def verdict_table(results: Sequence[MetricResult]) -> Table:
 
 METRIC_KEYS = ("latency_p50_ms", "latency_p95_ms", "cpu_ms_per_req", "plateau_rps")
 TRIAL_COLUMNS = ("server", "side", "block", "position", *METRIC_KEYS, "fail_pct", "http_5xx",
-                 "valid", "invalid_reason")  # fmt: skip
+                 "valid", "invalid_reason", "app_cpus", "started_first")  # fmt: skip
 
 
 def trials_table(trials: list[tuple[str, Trial]]) -> Table:
     table = Table("Trials, in the order run", ["server", "block", "position", "side", *METRIC_KEYS,
-                                              "fail %", "5xx", "valid"])  # fmt: skip
+                                              "fail %", "5xx", "valid", "app CPUs"])  # fmt: skip
     for server, t in trials:
         cells = [
             TableCell(server, "rowhead"),
@@ -216,7 +217,8 @@ def trials_table(trials: list[tuple[str, Trial]]) -> Table:
         ]
         cells += [TableCell(f"{t.values[k]:.2f}") for k in METRIC_KEYS]
         valid = TableCell("yes" if t.valid else "no", "" if t.valid else "s3", t.invalid_reason)
-        cells += [TableCell(f"{t.fail_pct:.2f}"), TableCell(str(t.http_5xx)), valid]
+        cells += [TableCell(f"{t.fail_pct:.2f}"), TableCell(str(t.http_5xx)), valid,
+                  TableCell(t.app_cpus or "any")]  # fmt: skip
         table.rows.append(cells)
     return table
 
@@ -239,20 +241,58 @@ def render_gate_html(
     )
 
 
+@dataclass(frozen=True)
+class GateReport:
+    """Where the summary also goes, and what an inconclusive gate does to the CI check."""
+
+    step_summary: Path | None = None  # the CI's job summary file, appended to
+    inconclusive_fails: bool = True  # --on-inconclusive fail (exit 3) or warn (exit 0)
+
+
+def inconclusive_policy(results: Sequence[MetricResult], fails: bool) -> str:
+    """The summary's last line: what an inconclusive gate does to the check, and how to change
+    it; when this gate was inconclusive and only warns, why and what to do."""
+    if fails:
+        return (
+            "An inconclusive gate fails this check (`--on-inconclusive fail`, the default): "
+            "re-run the job for an answer, or pass `--on-inconclusive warn` to let an "
+            "inconclusive gate pass with a warning."
+        )
+    if results and gate_exit_code(results) == 3:
+        why = "; ".join(
+            f"{r.server} {r.metric}: {r.message}"
+            for r in results
+            if r.verdict == Verdict.INCONCLUSIVE
+        )
+        return (
+            f"⚠️ **Inconclusive, reported as a warning: this check passes** "
+            f"(`--on-inconclusive warn`). Why: {_cell(why)}. Re-run the job for an answer."
+        )
+    return (
+        "An inconclusive gate only warns here (`--on-inconclusive warn`): the check passes "
+        "with the reason in this summary."
+    )
+
+
 def write_outputs(
     gate_dir: Path,
     results: list[MetricResult],
     trials: list[tuple[str, Trial]],
     seconds: float,
-    step_summary: Path | None = None,
+    report: GateReport = GateReport(),
 ) -> list[Path]:
     """summary.md, gate.junit.xml, gate.html and trials.csv; summary.md's text is appended to
-    `step_summary` too (the CI's job summary file) when given."""
+    the CI's job summary file too when the report names one."""
     title = "gatewaybench gate: candidate vs base"
     summary = (
-        markdown_summary(results, title=title)
-        if results
-        else f"# {title}\n\nNo verdict: the gate did not finish.\n"
+        (
+            markdown_summary(results, title=title)
+            if results
+            else f"# {title}\n\nNo verdict: the gate did not finish.\n"
+        )
+        + "\n"
+        + inconclusive_policy(results, report.inconclusive_fails)
+        + "\n"
     )
     files = {
         gate_dir / "summary.md": summary,
@@ -262,8 +302,8 @@ def write_outputs(
     for path, text in files.items():
         write_atomic(path, text)
     _write_trials(gate_dir / "trials.csv", trials)
-    if step_summary is not None:
-        with step_summary.open("a", encoding="utf-8") as fh:
+    if report.step_summary is not None:
+        with report.step_summary.open("a", encoding="utf-8") as fh:
             fh.write(summary + "\n")
     return [*files, gate_dir / "trials.csv"]
 
@@ -277,5 +317,6 @@ def _write_trials(path: Path, trials: list[tuple[str, Trial]]) -> None:
             v = t.values
             metrics = [f"{v[k]:.4g}" for k in TRIAL_COLUMNS[4:8]]
             guards = [f"{t.fail_pct:.3g}", t.http_5xx, t.valid, t.invalid_reason]
-            writer.writerow([server, t.side, t.block, t.position, *metrics, *guards])
+            where = [t.app_cpus, t.started_first]
+            writer.writerow([server, t.side, t.block, t.position, *metrics, *guards, *where])
     tmp.replace(path)

@@ -1,11 +1,14 @@
-"""The gate's decision per server and metric, from ABBA blocks of baseline (A) and candidate (B)
-trials run on the same machine.
+"""The gate's decision per server and metric, from pairs of baseline (A) and candidate (B)
+trials run on the same machine, in one of two designs:
 
-Each block A B B A gives two pairs, (A1, B1) and (A2, B2): adjacent in time, so slow drift of
-the machine cancels within a pair. "No regression" is said only when the pairs rule one out:
-the one-sided 95 % upper bound of the paired change must sit below the regression threshold.
-When the noise is too high for that, or the two A trials of a block differ wildly, the gate says
-"inconclusive" instead of guessing.
+- DUET: every trial measures both sides at the same time, each app server on a core of its own;
+  a trial is one pair, and whatever the host does during it hits both sides alike.
+- SEQUENTIAL: one side at a time, in blocks A B B A; each block gives two pairs, (A1, B1) and
+  (A2, B2), adjacent in time, so slow drift of the machine cancels within a pair.
+
+"No regression" is said only when the pairs rule one out: the one-sided 95 % upper bound of the
+paired change must sit below the regression threshold. When the noise is too high for that, or
+the trials differ wildly, the gate says "inconclusive" instead of guessing.
 """
 
 from __future__ import annotations
@@ -39,6 +42,11 @@ METRICS: Mapping[str, bool] = {
 DECIDING: tuple[str, ...] = ("cpu_ms_per_req", "plateau_rps")
 
 
+class Design(StrEnum):
+    DUET = "duet"  # both sides at once, one pair per trial (block k: base 0, cand 1)
+    SEQUENTIAL = "sequential"  # one side at a time, A B B A blocks, two pairs per block
+
+
 class Verdict(StrEnum):
     REGRESSION = "regression"
     WARN = "warn"
@@ -63,12 +71,19 @@ class GateThresholds:
 
 
 DEFAULT_THRESHOLDS = GateThresholds()
+# A duet cancels much of the host's noise (docs/gate.md has the base-vs-base figures of both
+# designs), so it holds a regression to 5 %; the sequential design keeps 10 %.
+DESIGN_THRESHOLDS = {
+    Design.DUET: GateThresholds(regress_pct=5.0, warn_pct=2.5),
+    Design.SEQUENTIAL: DEFAULT_THRESHOLDS,
+}
 
 
 @dataclass(frozen=True)
 class Trial:
-    """One trial of one server. `position` is 0..3 within its block, in the order run (A B B A is
-    base 0, cand 1, cand 2, base 3); positions 0-1 and 2-3 form the block's two pairs."""
+    """One trial of one side and server. SEQUENTIAL: `position` is 0..3 within its block, in the
+    order run (A B B A is base 0, cand 1, cand 2, base 3); positions 0-1 and 2-3 form the
+    block's two pairs. DUET: a block is one trial of both sides at once, base 0 and cand 1."""
 
     side: str  # BASE or CAND
     block: int
@@ -78,6 +93,8 @@ class Trial:
     invalid_reason: str = ""
     fail_pct: float = 0.0  # at the sub-knee load
     http_5xx: int = 0  # at the sub-knee load
+    app_cpus: str = ""  # the cores the app server was pinned to, as read back ("": not pinned)
+    started_first: bool = True  # duet: this side's stack and steps started before the other's
 
     def __post_init__(self) -> None:
         if self.side not in (BASE, CAND):
@@ -116,6 +133,24 @@ class Pairing:
     pairs: tuple[tuple[Trial, Trial], ...]  # (base, cand) with both trials valid, in run order
     expected: int  # two per block
     incomplete: int  # pairs missing a trial or not one base and one cand
+
+
+def pairs_of(trials: Sequence[Trial], design: Design) -> Pairing:
+    return abba_pairs(trials) if design == Design.SEQUENTIAL else duet_pairs(trials)
+
+
+def duet_pairs(trials: Sequence[Trial]) -> Pairing:
+    """(base, cand) of every duet trial; a pair with an invalid side is left out."""
+    pairs: list[tuple[Trial, Trial]] = []
+    blocks = _blocks(trials)
+    incomplete = 0
+    for block in blocks.values():
+        pair = _as_pair([block[p] for p in (0, 1) if p in block])
+        if pair is None or len(block) != 2:
+            incomplete += 1
+        elif pair[0].valid and pair[1].valid:
+            pairs.append(pair)
+    return Pairing(tuple(pairs), len(blocks), incomplete)
 
 
 def abba_pairs(trials: Sequence[Trial]) -> Pairing:
@@ -162,6 +197,16 @@ def base_noise_pct(trials: Sequence[Trial], metric: str) -> float:
         if len(values) == 2:
             spreads.append(abs(math.log(values[1] / values[0])))
     return stats.percent_worse(stats.median(spreads))
+
+
+def pair_noise_pct(d: Sequence[float]) -> float:
+    """The spread of paired log-ratios: their median absolute deviation from their median, as a
+    percent (NaN with fewer than two). A duet's base-vs-base noise: how far one simultaneous
+    pair strays from the others, on the scale of the sequential design's |ln(A2/A1)|."""
+    if len(d) < 2:
+        return math.nan
+    centre = stats.median(d)
+    return stats.percent_worse(stats.median([abs(x - centre) for x in d]))
 
 
 def _usable(value: float) -> bool:
@@ -234,19 +279,21 @@ def judge_metric(
     higher_is_better: bool | None = None,
     *,
     decides: bool = True,
+    design: Design = Design.SEQUENTIAL,
 ) -> MetricResult:
-    """The verdict for one server and metric from its ABBA trials. A metric that does not decide
+    """The verdict for one server and metric from its trials. A metric that does not decide
     is NOT_JUDGED where a deciding one would be INCONCLUSIVE."""
     if higher_is_better is None:
         higher_is_better = METRICS[metric]
-    pairing = abba_pairs(trials)
+    pairing = pairs_of(trials, design)
     usable = [
         (b.value(metric), c.value(metric))
         for b, c in pairing.pairs
         if _usable(b.value(metric)) and _usable(c.value(metric))
     ]
-    summary = _summarise(stats.log_ratios(usable, higher_is_better), thresholds.bound_confidence)
-    noise = base_noise_pct(trials, metric)
+    d = stats.log_ratios(usable, higher_is_better)
+    summary = _summarise(d, thresholds.bound_confidence)
+    noise = base_noise_pct(trials, metric) if design == Design.SEQUENTIAL else pair_noise_pct(d)
     verdict, message = _decide(summary, noise, thresholds)
     if len(usable) < thresholds.min_pairs:
         verdict = Verdict.INCONCLUSIVE
@@ -355,12 +402,17 @@ def judge_server(
     server: str,
     trials: Sequence[Trial],
     thresholds: GateThresholds = DEFAULT_THRESHOLDS,
+    *,
     metrics: Iterable[str] = METRICS,
     deciding: Iterable[str] = DECIDING,
+    design: Design = Design.SEQUENTIAL,
 ) -> list[MetricResult]:
     """Every metric's verdict, then the absolute guards."""
     decide = set(deciding)
-    results = [judge_metric(server, trials, m, thresholds, decides=m in decide) for m in metrics]
+    results = [
+        judge_metric(server, trials, m, thresholds, decides=m in decide, design=design)
+        for m in metrics
+    ]
     return [*results, guard_result(server, trials, thresholds)]
 
 

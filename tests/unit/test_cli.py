@@ -165,6 +165,7 @@ GATE_ENV = {
     "GATEWAYBENCH_BASE": "origin/main",
     "GATEWAYBENCH_CAND": "cand.toml",
     "GATEWAYBENCH_USERS": "20,200",
+    "GATEWAYBENCH_DESIGN": "sequential",
     "GATEWAYBENCH_BLOCKS": "2",
     "GATEWAYBENCH_NO_RERUN": "true",
     "GATEWAYBENCH_PROGRESS": "off",

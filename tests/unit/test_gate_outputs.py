@@ -15,7 +15,13 @@ from pathlib import Path
 import pytest
 
 from gatewaybench.gate.compare import compare_runs_verdicts
-from gatewaybench.gate.outputs import junit_xml, markdown_summary, verdict_table, write_outputs
+from gatewaybench.gate.outputs import (
+    GateReport,
+    junit_xml,
+    markdown_summary,
+    verdict_table,
+    write_outputs,
+)
 from gatewaybench.gate.sides import PIN_FILES, same_pins
 from gatewaybench.gate.verdict import (
     GateThresholds,
@@ -263,7 +269,7 @@ def test_the_step_summary_is_the_file_given_never_one_from_the_environment(
     summary = tmp_path / "step-summary.md"
     summary.write_text("earlier step\n")
     results = sample_results()
-    write_outputs(gate_dir, results, [], 12.0, summary)
+    write_outputs(gate_dir, results, [], 12.0, GateReport(summary))
     text = summary.read_text()
     assert text.startswith("earlier step\n")  # appended to, as CI's summary file expects
     assert text.endswith((gate_dir / "summary.md").read_text() + "\n")

@@ -1,0 +1,203 @@
+"""Duet trials: the base and candidate stacks measured at the same time, each app server pinned
+to a core of its own, so whatever the host does meanwhile (another tenant, frequency, the
+scheduler) hits both alike and cancels in their ratio (Bulej et al., "Duet Benchmarking",
+ICPE 2020). The sequential design pairs trials a minute apart, and on a shared 2-core runner
+that minute is where its noise came from.
+
+Each trial: both sides on fresh copies of their own databases, their app servers started, then
+pinned (base on the first core and candidate on the second in even trials, swapped in odd ones,
+so a difference between the cores cancels over the trials); then the sub-knee step of both at
+once, then the above-knee step of both at once. nginx, the load generators and PostgreSQL are
+shared work that floats over both cores, alike for both sides.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from dataclasses import dataclass, replace
+from functools import partial
+from typing import TypeVar
+
+from gatewaybench.cells import start_cell_stack
+from gatewaybench.context import Context
+from gatewaybench.errors import UsageError
+from gatewaybench.gate import trials
+from gatewaybench.gate.sides import Side
+from gatewaybench.gate.verdict import BASE, CAND, Trial
+from gatewaybench.load import measure
+from gatewaybench.matrix import Cell
+from gatewaybench.progress import Progress
+from gatewaybench.spec import RunSpec
+from gatewaybench.stack import affinity
+from gatewaybench.stack.local import LocalBackend, LocalComponents, local_backend
+from gatewaybench.stack.net import free_port
+
+SIDES = (BASE, CAND)
+T = TypeVar("T")
+
+
+def duet_cores() -> tuple[int, int]:
+    """The two cores the app servers are pinned to; fewer than two is a usage error."""
+    cpus = affinity.usable_cpus()
+    if len(cpus) < 2:
+        raise UsageError(
+            f"gate --design duet needs two CPU cores, this process may use {len(cpus)}",
+            "run it where two cores are free, or pass --design sequential",
+        )
+    return cpus[0], cpus[1]
+
+
+def side_contexts(ctx: Context) -> dict[str, Context]:
+    """The base side runs on the gate's own context; the candidate on a twin with its own
+    ports (nginx, app server, delayed upstream) and no progress display of its own."""
+    local = local_backend(ctx)
+    resolved = local.resolved
+    twin = replace(
+        resolved,
+        nginx_port=free_port(),
+        app_port=free_port(),
+        upstream_port=free_port() if resolved.upstream_port else 0,
+    )
+    quiet = Progress.create("off", sys.stderr)
+    cand = Context(ctx.spec, LocalBackend(twin), ctx.rec, quiet, ctx.environ)
+    return {BASE: ctx, CAND: cand}
+
+
+@dataclass(frozen=True)
+class DuetTrial:
+    """Where a duet trial sits: its index (a block of the verdict's) and its cores."""
+
+    index: int
+    cores: tuple[int, int]
+
+    @property
+    def tag(self) -> str:
+        return f"d{self.index}"
+
+    def core_of(self, side: str) -> int:
+        """Base on the first core in even trials, on the second in odd ones."""
+        first = (self.index % 2 == 0) == (side == BASE)
+        return self.cores[0] if first else self.cores[1]
+
+    @property
+    def order(self) -> tuple[str, str]:
+        """Which side starts (stack and steps) first: swapped every two trials, so over four
+        trials each side has each core and each place in the order once."""
+        return SIDES if (self.index // 2) % 2 == 0 else (CAND, BASE)
+
+
+def run_duet(
+    ctxs: Mapping[str, Context],
+    sides: Mapping[str, Side],
+    dbs: Mapping[str, trials.SideDb],
+    levels: Mapping[str, trials.Levels],
+    duet: DuetTrial,
+) -> list[tuple[str, Trial]]:
+    """One duet trial of every cell: (cell label, trial), base then candidate per cell."""
+    return [
+        (cell.label, trial)
+        for cell in ctxs[BASE].spec.cells
+        for trial in _duet_trial(ctxs, sides, dbs, cell, (levels[cell.label], duet))
+    ]
+
+
+def _duet_trial(
+    ctxs: Mapping[str, Context],
+    sides: Mapping[str, Side],
+    dbs: Mapping[str, trials.SideDb],
+    cell: Cell,
+    where: tuple[trials.Levels, DuetTrial],
+) -> list[Trial]:
+    """Both sides' trials, base first; their steps go to the run's records."""
+    lv, duet = where
+    ctx = ctxs[BASE]
+    ctx.progress.unit_started()
+    try:
+        with ExitStack() as stack:
+            stacks = {
+                name: _start_side(ctxs[name], stack, (sides[name], dbs[name]), cell, duet)
+                for name in duet.order
+            }
+            running = _Running(ctxs, {n: trials.side_spec(ctx, sides[n]) for n in SIDES}, stacks)
+            steps = []
+            for users, above in ((lv.low, False), (lv.high, True)):
+                ctx.progress.step_started(users)
+                steps.append(_both(partial(running.step, cell, duet, users, above), duet.order))
+                ctx.progress.step_finished()
+            pinned = {name: _cores_text(stacks[name]) for name in SIDES}
+    finally:
+        ctx.progress.unit_finished()
+    low, high = steps
+    out = []
+    for position, name in enumerate(SIDES):
+        trial = trials.trial_from((name, duet.index, position), low[name], high[name], pinned[name])
+        for result in (low[name], high[name]):
+            ctx.rec.add_step(result.row, result.failures, result.resources)
+        ctx.say(trials.describe(_label(name, cell), duet.tag, trial))
+        out.append(trial)
+    return out
+
+
+@dataclass(frozen=True)
+class _Running:
+    """Both sides of one duet trial, started."""
+
+    ctxs: Mapping[str, Context]
+    specs: Mapping[str, RunSpec]
+    stacks: Mapping[str, measure.CellStack]
+
+    def step(
+        self, cell: Cell, duet: DuetTrial, users: int, above: bool, side: str
+    ) -> measure.StepResult:
+        spec = trials.above_knee(self.specs[side]) if above else self.specs[side]
+        where = (_label(side, cell), duet.tag)
+        return trials.trial_step(
+            self.ctxs[side], spec, self.stacks[side], users, where=where, repeat=duet.index + 1
+        )
+
+
+def _label(side: str, cell: Cell) -> str:
+    return f"{side}:{cell.label}"
+
+
+def _start_side(
+    ctx: Context,
+    stack: ExitStack,
+    where: tuple[Side, trials.SideDb],
+    cell: Cell,
+    duet: DuetTrial,
+) -> measure.CellStack:
+    side, template = where
+    db = template.fresh_copy(f"{trials.TRIAL_DB}_{side.name}")
+    with trials.as_side(ctx, side, db):
+        cell_stack = start_cell_stack(ctx, stack, cell, db.cluster, _label(side.name, cell))
+    affinity.pin_tree(_app_pid(cell_stack), {duet.core_of(side.name)})
+    return cell_stack
+
+
+def _app_pid(cell_stack: measure.CellStack) -> int:
+    components = cell_stack.components
+    assert isinstance(components, LocalComponents), "duet trials run on the local backend"
+    return components.procs["app"].pid
+
+
+def _cores_text(cell_stack: measure.CellStack) -> str:
+    """Where the app server's threads were allowed to run at the end of the trial, read back
+    from the kernel: what the trial's record says is observed, not intended."""
+    return ",".join(map(str, sorted(affinity.tree_affinity(_app_pid(cell_stack)))))
+
+
+def _both(measure_side: Callable[[str], T], order: tuple[str, str]) -> dict[str, T]:
+    """Both sides' steps at once: the first side's in a thread (submitted first, it starts a
+    moment earlier), the second's here. A signal stops both: each step's wait loop checks
+    for it."""
+    first, second = order
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gatewaybench-duet") as pool:
+        early = pool.submit(measure_side, first)
+        late = measure_side(second)
+        # The first side's step started with the second's and lasts as long: waiting for it
+        # is bounded by its own deadline (locust_runner.wait_step).
+        return {first: early.result(), second: late}

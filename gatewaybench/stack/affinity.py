@@ -1,0 +1,69 @@
+"""CPU affinity of a running process tree: pin it to cores, and read back where it may run.
+
+The gate's duet trials pin each side's app server to a core of its own (Bulej et al., "Duet
+Benchmarking", ICPE 2020): both sides run at the same time, so a slowdown of the host hits both
+alike and cancels in their ratio. Affinity is set per task (thread), because sched_setaffinity
+on a pid sets only that thread; threads and processes created later inherit it from their
+creator, so a gunicorn master pinned with its workers respawns pinned workers.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+
+from gatewaybench.stack.procstat import iter_stats
+
+
+def usable_cpus() -> tuple[int, ...]:
+    """The cores this process may run on, in order (a container or taskset may give fewer)."""
+    return tuple(sorted(os.sched_getaffinity(0)))
+
+
+def tree_pids(root: int) -> list[int]:
+    """The root and every descendant, as /proc shows them now."""
+    children: dict[int, list[int]] = {}
+    for st in iter_stats():
+        if st.live:
+            children.setdefault(st.ppid, []).append(st.pid)
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo.extend(children.get(pid, []))
+    return out
+
+
+def _tasks(pid: int) -> list[int]:
+    try:
+        return [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+    except OSError:
+        return []  # gone since it was listed
+
+
+def pin_tree(root: int, cpus: Iterable[int]) -> int:
+    """Every thread of `root` and its descendants may run only on `cpus`; returns how many
+    threads were pinned (a thread that ended meanwhile is skipped)."""
+    wanted = set(cpus)
+    pinned = 0
+    for pid in tree_pids(root):
+        for tid in _tasks(pid):
+            try:
+                os.sched_setaffinity(tid, wanted)
+            except ProcessLookupError:
+                continue
+            pinned += 1
+    return pinned
+
+
+def tree_affinity(root: int) -> set[int]:
+    """The union of the cores every thread of the tree may run on (what was observed, read
+    back from the kernel, not what was asked for)."""
+    found: set[int] = set()
+    for pid in tree_pids(root):
+        for tid in _tasks(pid):
+            try:
+                found |= os.sched_getaffinity(tid)
+            except ProcessLookupError:
+                continue
+    return found
