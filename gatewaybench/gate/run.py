@@ -123,8 +123,14 @@ def run_gate(
             return guard.exit_code or 130
         if status != "complete":
             return 3  # no verdict is not a pass
-        code = gate_exit_code(results)
-        return 0 if code == 3 and not opts.inconclusive_fails else code
+        return check_exit_code(results, opts.inconclusive_fails)
+
+
+def check_exit_code(results: list[MetricResult], inconclusive_fails: bool) -> int:
+    """The gate's exit code for its CI check: 1 regression, 3 inconclusive unless that only
+    warns (then 0, like a pass: the summary says why), 0 pass."""
+    code = gate_exit_code(results)
+    return 0 if code == 3 and not inconclusive_fails else code
 
 
 FLAG_OF = {"ramp_s": "ramp", "warmup_s": "warmup", "window_s": "window",

@@ -1,8 +1,9 @@
-"""One short real gate, shared by the tests below: a base side that is a git ref (HEAD, checked
-out in its own worktree, removed afterwards; it pins this checkout's packages, so its sample app
-runs on this environment without an install) against a candidate with known extra CPU work, one
-A B B A block at fixed loads (no calibration) — too few pairs for a verdict, so exit 3 and every
-output."""
+"""Two short real gates. One, shared by the first tests below: a base side that is a git ref
+(HEAD, checked out in its own worktree, removed afterwards; it pins this checkout's packages, so
+its sample app runs on this environment without an install) against a candidate with known extra
+CPU work, one sequential A B B A block at fixed loads (no calibration) — too few pairs for a
+verdict, so exit 3 and every output. The other: two duet trials of the same candidate against
+this checkout, both sides at the same time on separate cores."""
 
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ def gate(tmp_path_factory: pytest.TempPathFactory) -> Gate:
     head = _git("rev-parse", "HEAD")
     worktrees_before = _git("worktree", "list", "--porcelain")
     out = run(
-        "gate", "--base", "HEAD", "--cand", str(SLOWER),
+        "gate", "--base", "HEAD", "--cand", str(SLOWER), "--design", "sequential",
         "--blocks", "1", "--no-rerun", "--users", "20,40", "--window", "5", "--warmup", "1",
         "--ramp", "1", "--workers", "2", reports=reports, timeout_s=1500,
     )  # fmt: skip
@@ -117,3 +118,42 @@ def test_gate_refuses_a_side_it_cannot_resolve(tmp_path: Path) -> None:
     assert out.code == 2
     assert "is not '.', a .toml file, env:PATH or a git ref" in out.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_a_duet_runs_both_sides_at_the_same_time_on_separate_cores(tmp_path: Path) -> None:
+    out = run(
+        "gate", "--base", ".", "--cand", str(SLOWER), "--design", "duet", "--pairs", "2",
+        "--no-rerun", "--users", "10,20", "--window", "5", "--warmup", "1", "--ramp", "1",
+        "--workers", "2", reports=tmp_path / "r", timeout_s=600,
+    )  # fmt: skip
+    assert out.code == 3, out.stdout[-2000:] + out.stderr[-3000:]  # 2 pairs: no verdict
+    gate_dir = run_dir_of(out.stdout)
+    assert_nothing_left(str(gate_dir))
+    trials = _csv(gate_dir / "trials.csv")
+    assert [(t["block"], t["side"]) for t in trials] == [
+        ("0", "base"), ("0", "cand"), ("1", "base"), ("1", "cand"),
+    ]  # fmt: skip
+    cores = [(trials[i]["app_cpus"], trials[i + 1]["app_cpus"]) for i in (0, 2)]
+    for base_core, cand_core in cores:  # read back from the kernel after each trial
+        assert base_core.isdigit() and cand_core.isdigit() and base_core != cand_core, cores
+    assert cores[0] == cores[1][::-1], "the cores are swapped from one trial to the next"
+
+    steps = _csv(gate_dir / "steps.csv")
+    assert len(steps) == 8 and all(s["status"] == "ok" for s in steps), steps
+    by_side: dict[str, list[int]] = {}
+    for step in steps:
+        by_side.setdefault(step["server"], []).append(int(step["window_start"]))
+    # Both sides' windows of each step start together: measured at the same time.
+    for base_start, cand_start in zip(
+        by_side["base:gunicorn"], by_side["cand:gunicorn"], strict=True
+    ):
+        assert abs(base_start - cand_start) <= 1, by_side
+
+    cpu = {t["side"]: [] for t in trials}
+    for t in trials:
+        if not math.isnan(float(t["cpu_ms_per_req"])):
+            cpu[t["side"]].append(float(t["cpu_ms_per_req"]))
+    assert cpu["base"] and cpu["cand"], trials
+    assert statistics.fmean(cpu["cand"]) > statistics.fmean(cpu["base"]) + 2, cpu
+    gate = json.loads((gate_dir / "manifest.json").read_text())["gate"]
+    assert (gate["design"], gate["pairs"]) == ("duet", 2)
