@@ -51,19 +51,38 @@ def duet_cores() -> tuple[int, int]:
 
 
 def side_contexts(ctx: Context) -> dict[str, Context]:
-    """The base side runs on the gate's own context; the candidate on a twin with its own
-    ports (nginx, app server, delayed upstream) and no progress display of its own."""
-    local = local_backend(ctx)
-    resolved = local.resolved
-    twin = replace(
-        resolved,
-        nginx_port=free_port(),
-        app_port=free_port(),
-        upstream_port=free_port() if resolved.upstream_port else 0,
-    )
+    """Each side on a twin of the gate's context with ports of its own (nginx, app server,
+    delayed upstream), both picked alike, so no side keeps the configured ports; the base's
+    twin shows the progress display, the candidate's none."""
+    resolved = local_backend(ctx).resolved
+    ports = _distinct_free_ports(6, {resolved.pg_port})
     quiet = Progress.create("off", sys.stderr)
-    cand = Context(ctx.spec, LocalBackend(twin), ctx.rec, quiet, ctx.environ)
-    return {BASE: ctx, CAND: cand}
+    return {
+        BASE: _twin(ctx, ctx.progress, ports[:3]),
+        CAND: _twin(ctx, quiet, ports[3:]),
+    }
+
+
+def _distinct_free_ports(count: int, taken: set[int]) -> list[int]:
+    """Free ports, none twice (the kernel may hand out a port again once it is closed)."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port()
+        if port not in taken and port not in ports:
+            ports.append(port)
+    return ports
+
+
+def _twin(ctx: Context, progress: Progress, ports: list[int]) -> Context:
+    resolved = local_backend(ctx).resolved
+    nginx_port, app_port, upstream_port = ports
+    own = replace(
+        resolved,
+        nginx_port=nginx_port,
+        app_port=app_port,
+        upstream_port=upstream_port if resolved.upstream_port else 0,
+    )
+    return Context(ctx.spec, LocalBackend(own), ctx.rec, progress, ctx.environ)
 
 
 @dataclass(frozen=True)
@@ -134,6 +153,7 @@ def _duet_trial(
     out = []
     for position, name in enumerate(SIDES):
         trial = trials.trial_from((name, duet.index, position), low[name], high[name], pinned[name])
+        trial = replace(trial, started_first=name == duet.order[0])
         for result in (low[name], high[name]):
             ctx.rec.add_step(result.row, result.failures, result.resources)
         ctx.say(trials.describe(_label(name, cell), duet.tag, trial))

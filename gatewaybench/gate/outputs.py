@@ -20,6 +20,7 @@ from pathlib import Path
 
 from gatewaybench.gate.verdict import (
     DEFAULT_THRESHOLDS,
+    Design,
     MetricResult,
     Trial,
     Verdict,
@@ -33,17 +34,27 @@ from gatewaybench.results.files import write_atomic
 from gatewaybench.results.schema import read_manifest
 
 BOUND_LABEL = f"{100 * DEFAULT_THRESHOLDS.bound_confidence:g} % bound"
-_LEGEND = (
+_CHANGE_LEGEND = (
     "Change: percent worse of the candidate against the base (negative: better); for "
-    "requests/sec that is the change in time per request. Noise: median base-vs-base "
-    "difference."
+    "requests/sec that is the change in time per request."
 )
-# The median's CI is distribution-free and wide at a few pairs; 'no change' is decided by this
-# bound instead, so the table must show it or a pass looks contradicted by its own CI.
-_BOUND_LEGEND = (
-    f" {BOUND_LABEL}: one-sided upper confidence bound of the mean paired change; 'no change' "
-    f"needs it below the {DEFAULT_THRESHOLDS.regress_pct:g} % threshold."
-)
+NOISE_LEGEND = {
+    Design.SEQUENTIAL: "Noise: median base-vs-base difference.",
+    Design.DUET: "Noise: median deviation of the pairs' changes from their median change.",
+}
+
+
+def _legend(with_bound: bool, regress_pct: float, design: Design) -> str:
+    """The median's CI is distribution-free and wide at a few pairs; 'no change' is decided by
+    the bound instead, so the table must show it or a pass looks contradicted by its own CI."""
+    text = f"{_CHANGE_LEGEND} {NOISE_LEGEND[design]}"
+    if with_bound:
+        text += (
+            f" {BOUND_LABEL}: one-sided upper confidence bound of the mean paired change; "
+            f"'no change' needs it below the {regress_pct:g} % threshold."
+        )
+    return text
+
 
 INVALID_XML_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
@@ -128,7 +139,12 @@ def headline(results: Sequence[MetricResult]) -> str:
 
 
 def markdown_summary(
-    results: Sequence[MetricResult], title: str = "gatewaybench gate", count_label: str = "pairs"
+    results: Sequence[MetricResult],
+    title: str = "gatewaybench gate",
+    count_label: str = "pairs",
+    *,
+    regress_pct: float = DEFAULT_THRESHOLDS.regress_pct,
+    design: Design = Design.SEQUENTIAL,
 ) -> str:
     """A headline verdict, a table of every result and the messages of those worth reading.
     The bound column appears when some result was judged on pairs (the gate, not compare)."""
@@ -146,7 +162,7 @@ def markdown_summary(
         f"| --- | --- | --- |{bound_rule} --- | ---: | ---: | --- |",
     ]
     lines += [_row(r, with_bound) for r in results]
-    lines += ["", _LEGEND + (_BOUND_LEGEND if with_bound else "")]
+    lines += ["", _legend(with_bound, regress_pct, design)]
     notable = [r for r in results if r.verdict != Verdict.NO_CHANGE]
     if notable:
         lines.append("")
@@ -247,6 +263,8 @@ class GateReport:
 
     step_summary: Path | None = None  # the CI's job summary file, appended to
     inconclusive_fails: bool = True  # --on-inconclusive fail (exit 3) or warn (exit 0)
+    regress_pct: float = DEFAULT_THRESHOLDS.regress_pct  # the gate's, for the legend
+    design: Design = Design.SEQUENTIAL
 
 
 def inconclusive_policy(results: Sequence[MetricResult], fails: bool) -> str:

@@ -112,7 +112,12 @@ def run_gate(
             results,
             trials,
             rec.manifest["gate_seconds"],
-            GateReport(opts.step_summary, opts.inconclusive_fails),
+            GateReport(
+                opts.step_summary,
+                opts.inconclusive_fails,
+                opts.thresholds.regress_pct,
+                opts.design,
+            ),
         )
         if results:
             print((gate_dir / "summary.md").read_text(), file=out)

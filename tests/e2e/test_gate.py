@@ -137,6 +137,8 @@ def test_a_duet_runs_both_sides_at_the_same_time_on_separate_cores(tmp_path: Pat
     for base_core, cand_core in cores:  # read back from the kernel after each trial
         assert base_core.isdigit() and cand_core.isdigit() and base_core != cand_core, cores
     assert cores[0] == cores[1][::-1], "the cores are swapped from one trial to the next"
+    # Trials 0 and 1 start the base first (trials 2 and 3 would start the candidate first).
+    assert [t["started_first"] for t in trials] == ["True", "False", "True", "False"]
 
     steps = _csv(gate_dir / "steps.csv")
     assert len(steps) == 8 and all(s["status"] == "ok" for s in steps), steps
