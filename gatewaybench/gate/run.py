@@ -95,6 +95,8 @@ def run_gate(
             cand = sides.enter_context(resolved_side(CAND, opts.cand, opts.flags, log, environ))
             spec = _trial_spec(base.spec, opts.flags)
             resolved = preflight.check(spec)
+            if opts.design == Design.DUET:
+                duet.duet_cores()  # two cores, or one line before anything starts
             gate_dir = create_run_dir(spec.reports_dir.absolute(), "gate")
         except Interrupted as exc:
             return exc.exit_code
@@ -166,7 +168,7 @@ def _manifest(spec: RunSpec, base: Side, cand: Side, opts: GateOptions) -> dict[
         "resolved": {
             # on disk the budget's workers are "processes" (a manifest key, kept as it is)
             "budget": {"processes": spec.workers, "threads": spec.threads},
-            "pg_max_connections": sized_max_connections(spec),
+            "pg_max_connections": sized_max_connections(spec) * STACKS[opts.design],
             "warnings": [],
         },
         "versions": provenance.package_versions(),

@@ -10,6 +10,7 @@ import random
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -177,3 +178,15 @@ def test_a_whole_process_tree_is_pinned_and_read_back(tree: subprocess.Popen[byt
         assert affinity.pin_tree(tree.pid, {cpu}) == 2  # two single-threaded processes
         assert affinity.tree_affinity(tree.pid) == {cpu}
         assert all(os.sched_getaffinity(pid) == {cpu} for pid in pids)
+
+
+def test_a_duet_on_one_core_is_refused_before_anything_starts(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(affinity, "usable_cpus", lambda: (0,))
+    reports = tmp_path / "reports"
+    argv = ["gate", "--base", ".", "--cand", ".", "--reports-dir", str(reports)]
+    assert cli.main(argv, {"PATH": os.environ["PATH"]}) == 2
+    err = capsys.readouterr().err
+    assert "needs two CPU cores" in err and len(err.strip().splitlines()) == 1, err
+    assert not reports.exists()
