@@ -42,3 +42,20 @@ def test_the_script_reads_every_judged_metric_from_the_gates_table() -> None:
         "plateau_rps": {"change_pct": -1.5, "bound_pct": 4.2, "noise_pct": 6.1,
                         "verdict": "✅ no change"},
     }  # fmt: skip
+
+
+def test_gates_are_counted_per_slowdown_and_older_records_were_10_percent() -> None:
+    script = _script()
+    records = [
+        {"kind": "same", "exit": 0, "minutes": 7.0},
+        {"kind": "same", "exit": 3, "minutes": 11.5},
+        {"kind": "slower", "exit": 1, "minutes": 7.1},  # before slowdowns were recorded
+        {"kind": "slower", "slowdown_pct": 10.0, "exit": 1, "minutes": 7.2},
+        {"kind": "slower", "slowdown_pct": 5.0, "exit": 0, "minutes": 7.3},
+    ]
+    summary = script.summarise(records)
+    assert set(summary) == {"same", "slower 10 %", "slower 5 %"}
+    assert (summary["same"]["pass"], summary["same"]["inconclusive"]) == (1, 1)
+    assert summary["slower 10 %"]["regression"] == 2 and summary["slower 10 %"]["gates"] == 2
+    assert (summary["slower 5 %"]["regression"], summary["slower 5 %"]["pass"]) == (0, 1)
+    assert summary["same"]["max_minutes"] == 11.5
