@@ -126,8 +126,8 @@ def _add_progress_flag(p: argparse.ArgumentParser) -> None:
 
 # Options that are not `run` settings: the spec never sees them.
 NOT_SPEC = ("command", "backend", "progress")
-GATE_ONLY = ("base", "cand", "design", "pairs", "blocks", "no_rerun", "regress_pct", "warn_pct",
-             "on_inconclusive")  # fmt: skip
+GATE_ONLY = ("base", "cand", "design", "pairs", "pin", "blocks", "no_rerun", "regress_pct",
+             "warn_pct", "on_inconclusive")  # fmt: skip
 
 
 def _add_run(sub: Any) -> argparse.ArgumentParser:
@@ -153,7 +153,11 @@ def _add_gate(sub: Any) -> argparse.ArgumentParser:
     gate.add_argument("--design", choices=("duet", "sequential"), default=None,
                       help="duet: both sides at once, each app server on its own core "
                       "(default); sequential: one side at a time, A B B A")  # fmt: skip
-    gate.add_argument("--pairs", type=_positive_int, default=None, help="duet trials (10)")
+    gate.add_argument("--pairs", type=_positive_int, default=None, help="duet trials (8)")
+    gate.add_argument("--pin", choices=("none", "app", "side"), default=None,
+                      help="duet: what of each side runs on a core of its own: nothing "
+                      "(default: the least noise here), its app server, or its app server, "
+                      "nginx and generator")  # fmt: skip
     gate.add_argument("--blocks", type=_positive_int, default=None,
                       help="sequential: A B B A blocks (4)")  # fmt: skip
     gate.add_argument(
@@ -190,6 +194,7 @@ def _positive_float(text: str) -> float:
 
 
 def _gate(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from gatewaybench.gate.duet import Pinning
     from gatewaybench.gate.run import DEFAULT_BLOCKS, DEFAULT_PAIRS, GateOptions, run_gate
     from gatewaybench.gate.verdict import DESIGN_THRESHOLDS, Design
 
@@ -212,6 +217,7 @@ def _gate(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         blocks=args.blocks or DEFAULT_BLOCKS,
         pairs=args.pairs or DEFAULT_PAIRS,
         design=design,
+        pinning=Pinning(args.pin or Pinning.NONE),
         thresholds=thresholds,
         rerun=not args.no_rerun,
         step_summary=Path(summary) if summary else None,
@@ -228,6 +234,10 @@ def _check_design_counts(args: argparse.Namespace) -> None:
         raise UsageError(
             f"gate --{wrong[0]} does not apply to --design {design}",
             f"give {wrong[1]} for it, or choose the other --design",
+        )
+    if design == "sequential" and args.pin is not None:
+        raise UsageError(
+            "gate --pin applies to --design duet only", "leave --pin out, or use --design duet"
         )
 
 

@@ -1,14 +1,14 @@
-"""Duet trials: the base and candidate stacks measured at the same time, each app server pinned
-to a core of its own, so whatever the host does meanwhile (another tenant, frequency, the
-scheduler) hits both alike and cancels in their ratio (Bulej et al., "Duet Benchmarking",
-ICPE 2020). The sequential design pairs trials a minute apart, and on a shared 2-core runner
-that minute is where its noise came from.
+"""Duet trials: the base and candidate stacks measured at the same time, so whatever the host
+does meanwhile (another tenant, the clock frequency, the scheduler) hits both alike and cancels
+in their ratio (Bulej et al., "Duet Benchmarking", ICPE 2020). The sequential design pairs
+trials a minute apart, and on a shared 2-core runner that minute is where its noise came from.
 
-Each trial: both sides on fresh copies of their own databases, their app servers started, then
-pinned (base on the first core and candidate on the second in even trials, swapped in odd ones,
-so a difference between the cores cancels over the trials); then the sub-knee step of both at
-once, then the above-knee step of both at once. nginx, the load generators and PostgreSQL are
-shared work that floats over both cores, alike for both sides.
+Each trial: both sides on fresh copies of their own databases, their stacks started (the side
+started first swaps every two trials), then the sub-knee step of both at once, then the
+above-knee step of both at once. By default nothing is pinned: on two cores, pinning each app
+server to a core of its own (as the duet paper does, with the rest of the machine elsewhere)
+left each side with different company on its core and tripled the noise (see Pinning). With
+`--pin`, the base takes the first core in even trials and the second in odd ones.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
+from enum import StrEnum
 from functools import partial
 from typing import TypeVar
 
@@ -39,15 +40,28 @@ SIDES = (BASE, CAND)
 T = TypeVar("T")
 
 
-def duet_cores() -> tuple[int, int]:
-    """The two cores the app servers are pinned to; fewer than two is a usage error."""
+class Pinning(StrEnum):
+    """What of each side is pinned to that side's core in a duet."""
+
+    # Measured here (base vs base, 2 cores): the pairs' CPU per request at the plateau differed
+    # by 1.3 % (SD over 24 pairs) with nothing pinned, 4.8-7.0 % with each app server on its
+    # own core, 6.1 % with each whole side on its own. A pinned side shares its core with
+    # whatever else the scheduler puts there, which is not what the other side's core gets;
+    # floating, both sides draw on the same cores at the same moments.
+    NONE = "none"  # nothing: both sides float over every core (the default)
+    APP = "app"  # the app server only; nginx, the generators and PostgreSQL float
+    SIDE = "side"  # the app server, its nginx (and delayed upstream) and its load generator
+
+
+def duet_cores(pinning: Pinning) -> tuple[int, int]:
+    """The two cores the sides are pinned to; pinning with fewer than two is a usage error."""
     cpus = affinity.usable_cpus()
-    if len(cpus) < 2:
+    if pinning != Pinning.NONE and len(cpus) < 2:
         raise UsageError(
-            f"gate --design duet needs two CPU cores, this process may use {len(cpus)}",
-            "run it where two cores are free, or pass --design sequential",
+            f"gate --pin {pinning} needs two CPU cores, this process may use {len(cpus)}",
+            "pass --pin none (the default), or run it where two cores are free",
         )
-    return cpus[0], cpus[1]
+    return cpus[0], cpus[-1]
 
 
 def side_contexts(ctx: Context) -> dict[str, Context]:
@@ -91,6 +105,7 @@ class DuetTrial:
 
     index: int
     cores: tuple[int, int]
+    pinning: Pinning = Pinning.NONE
 
     @property
     def tag(self) -> str:
@@ -174,9 +189,11 @@ class _Running:
     ) -> measure.StepResult:
         spec = trials.above_knee(self.specs[side]) if above else self.specs[side]
         where = (_label(side, cell), duet.tag)
-        return trials.trial_step(
-            self.ctxs[side], spec, self.stacks[side], users, where=where, repeat=duet.index + 1
-        )
+        cores = {duet.core_of(side)} if duet.pinning == Pinning.SIDE else None
+        with affinity.this_thread_on(cores):  # the generator it starts inherits it
+            return trials.trial_step(
+                self.ctxs[side], spec, self.stacks[side], users, where=where, repeat=duet.index + 1
+            )
 
 
 def _label(side: str, cell: Cell) -> str:
@@ -194,14 +211,27 @@ def _start_side(
     db = template.fresh_copy(f"{trials.TRIAL_DB}_{side.name}")
     with trials.as_side(ctx, side, db):
         cell_stack = start_cell_stack(ctx, stack, cell, db.cluster, _label(side.name, cell))
-    affinity.pin_tree(_app_pid(cell_stack), {duet.core_of(side.name)})
+    for pid in _pinned_pids(cell_stack, duet.pinning):
+        affinity.pin_tree(pid, {duet.core_of(side.name)})
     return cell_stack
 
 
-def _app_pid(cell_stack: measure.CellStack) -> int:
+def _pinned_pids(cell_stack: measure.CellStack, pinning: Pinning) -> list[int]:
+    """The process trees pinned when the stack starts (a SIDE's generator is pinned as it
+    starts: it inherits its launching thread's affinity, see _Running.step)."""
+    procs = _components(cell_stack).procs
+    names = {Pinning.APP: ("app",), Pinning.SIDE: ("app", "nginx", "upstream")}.get(pinning, ())
+    return [procs[name].pid for name in names if name in procs]
+
+
+def _components(cell_stack: measure.CellStack) -> LocalComponents:
     components = cell_stack.components
     assert isinstance(components, LocalComponents), "duet trials run on the local backend"
-    return components.procs["app"].pid
+    return components
+
+
+def _app_pid(cell_stack: measure.CellStack) -> int:
+    return _components(cell_stack).procs["app"].pid
 
 
 def _cores_text(cell_stack: measure.CellStack) -> str:

@@ -58,8 +58,8 @@ from gatewaybench.stack import app, pollsdb, postgres
 from gatewaybench.stack.local import LocalBackend, local_backend
 
 DEFAULT_BLOCKS = 4  # sequential: 8 pairs, the fewest for p < 0.01 with one discordant to spare
-# duet: one pair per trial; three times each side on each core in each place of the order
-DEFAULT_PAIRS = 12
+# duet: one pair per trial; twice each side on each core in each place of the order
+DEFAULT_PAIRS = 8
 # 10-second windows: with 5 s, a closed loop past its knee (cycles of 3-5 s) failed Little's law
 # in half the plateau steps, and sub-knee latency varied twice as much between identical trials.
 TRIAL_LOAD: dict[str, Any] = {"ramp_s": 1.0, "warmup_s": 2.0, "window_s": 10, "stop_timeout_s": 3.0}
@@ -73,6 +73,7 @@ class GateOptions:
     blocks: int = DEFAULT_BLOCKS  # sequential
     pairs: int = DEFAULT_PAIRS  # duet
     design: Design = Design.DUET
+    pinning: duet.Pinning = duet.Pinning.NONE  # duet: what of each side is on its own core
     thresholds: GateThresholds = DEFAULT_THRESHOLDS
     rerun: bool = True
     step_summary: Path | None = None  # a CI job summary that summary.md is appended to
@@ -96,7 +97,7 @@ def run_gate(
             spec = _trial_spec(base.spec, opts.flags)
             resolved = preflight.check(spec)
             if opts.design == Design.DUET:
-                duet.duet_cores()  # two cores, or one line before anything starts
+                duet.duet_cores(opts.pinning)  # pinned: two cores, or one line now
             gate_dir = create_run_dir(spec.reports_dir.absolute(), "gate")
         except Interrupted as exc:
             return exc.exit_code
@@ -179,7 +180,7 @@ def _manifest(spec: RunSpec, base: Side, cand: Side, opts: GateOptions) -> dict[
 
 def _design_json(opts: GateOptions) -> dict[str, Any]:
     if opts.design == Design.DUET:
-        return {"pairs": opts.pairs}
+        return {"pairs": opts.pairs, "pinning": str(opts.pinning)}
     return {"blocks": opts.blocks, "order": list(sequential.ORDER)}
 
 
@@ -213,7 +214,7 @@ def _gate(
                     ctx.progress.phase(f"calibrating {cell.label} (base)")
                     levels[cell.label] = _calibrate(ctx, sides[BASE], dbs[BASE], cell, opts)
         ctx.progress.set_steps(TRIAL, len(TRIAL_STEPS))
-        measure_unit = _unit_runner(ctx, sides, dbs, levels, opts.design)
+        measure_unit = _unit_runner(ctx, sides, dbs, levels, opts)
         for round_no, units in enumerate(rounds, 1):
             if round_no > 1:
                 ctx.progress.add_units(_trial_units(ctx.spec.cells, opts.design, units))
@@ -247,13 +248,16 @@ def _unit_runner(
     sides: dict[str, Side],
     dbs: dict[str, SideDb],
     levels: dict[str, Levels],
-    design: Design,
+    opts: GateOptions,
 ) -> Callable[[int], list[tuple[str, Trial]]]:
     """What measures one unit of the design: a duet trial of every cell, or an A B B A block."""
-    if design == Design.SEQUENTIAL:
+    pinning = opts.pinning
+    if opts.design == Design.SEQUENTIAL:
         return partial(sequential.run_block, ctx, sides, dbs, levels)
-    ctxs, cores = duet.side_contexts(ctx), duet.duet_cores()
-    return lambda index: duet.run_duet(ctxs, sides, dbs, levels, duet.DuetTrial(index, cores))
+    ctxs, cores = duet.side_contexts(ctx), duet.duet_cores(pinning)
+    return lambda index: duet.run_duet(
+        ctxs, sides, dbs, levels, duet.DuetTrial(index, cores, pinning)
+    )
 
 
 TRIAL = "trial"  # every trial has the same steps: one key for the progress display's plan

@@ -10,7 +10,8 @@ creator, so a gunicorn master pinned with its workers respawns pinned workers.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 from gatewaybench.stack.procstat import iter_stats
 
@@ -67,3 +68,19 @@ def tree_affinity(root: int) -> set[int]:
             except ProcessLookupError:
                 continue
     return found
+
+
+@contextmanager
+def this_thread_on(cpus: set[int] | None) -> Iterator[None]:
+    """The calling thread only (pid 0 is the caller's thread) runs on `cpus` meanwhile, and so
+    does every process it starts (a child inherits its launching thread's affinity); None:
+    unchanged."""
+    if cpus is None:
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cpus)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)

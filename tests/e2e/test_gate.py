@@ -120,9 +120,12 @@ def test_gate_refuses_a_side_it_cannot_resolve(tmp_path: Path) -> None:
     assert not (tmp_path / "r").exists()
 
 
-def test_a_duet_runs_both_sides_at_the_same_time_on_separate_cores(tmp_path: Path) -> None:
+def test_a_pinned_duet_runs_both_sides_at_the_same_time_on_separate_cores(
+    tmp_path: Path,
+) -> None:
     out = run(
-        "gate", "--base", ".", "--cand", str(SLOWER), "--design", "duet", "--pairs", "2",
+        "gate", "--base", ".", "--cand", str(SLOWER), "--design", "duet", "--pin", "app",
+        "--pairs", "2",
         "--no-rerun", "--users", "10,20", "--window", "5", "--warmup", "1", "--ramp", "1",
         "--workers", "2", reports=tmp_path / "r", timeout_s=600,
     )  # fmt: skip
@@ -158,4 +161,4 @@ def test_a_duet_runs_both_sides_at_the_same_time_on_separate_cores(tmp_path: Pat
     assert cpu["base"] and cpu["cand"], trials
     assert statistics.fmean(cpu["cand"]) > statistics.fmean(cpu["base"]) + 2, cpu
     gate = json.loads((gate_dir / "manifest.json").read_text())["gate"]
-    assert (gate["design"], gate["pairs"]) == ("duet", 2)
+    assert (gate["design"], gate["pairs"], gate["pinning"]) == ("duet", 2, "app")

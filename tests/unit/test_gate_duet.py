@@ -15,8 +15,10 @@ from pathlib import Path
 import pytest
 
 from gatewaybench import cli
+from gatewaybench.analysis.resources import ResourceRow
+from gatewaybench.analysis.step import StepRow
 from gatewaybench.errors import UsageError
-from gatewaybench.gate import duet
+from gatewaybench.gate import duet, trials
 from gatewaybench.gate.outputs import inconclusive_policy
 from gatewaybench.gate.run import check_exit_code, rerun_units
 from gatewaybench.gate.verdict import (
@@ -31,6 +33,7 @@ from gatewaybench.gate.verdict import (
     judge_metric,
     pair_noise_pct,
 )
+from gatewaybench.load.measure import StepResult
 from gatewaybench.stack import affinity
 
 DUET = DESIGN_THRESHOLDS[Design.DUET]
@@ -116,15 +119,18 @@ def test_the_plan_puts_each_side_on_each_core_in_each_place_of_the_order() -> No
 
 def test_the_rerun_keeps_whole_cycles_of_four() -> None:
     assert rerun_units(12, Design.DUET) == 8
-    assert rerun_units(4, Design.DUET) == 4
+    assert rerun_units(8, Design.DUET) == 4
     assert rerun_units(4, Design.SEQUENTIAL) == 2
 
 
-def test_a_duet_needs_two_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pinning_needs_two_cores_and_an_unpinned_duet_does_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr(affinity, "usable_cpus", lambda: (0,))
-    with pytest.raises(UsageError, match="needs two CPU cores") as exc:
-        duet.duet_cores()
-    assert "--design sequential" in exc.value.fix
+    with pytest.raises(UsageError, match="--pin app needs two CPU cores") as exc:
+        duet.duet_cores(duet.Pinning.APP)
+    assert "--pin none" in exc.value.fix
+    assert duet.duet_cores(duet.Pinning.NONE) == (0, 0)
 
 
 def _result(verdict: Verdict) -> MetricResult:
@@ -180,13 +186,55 @@ def test_a_whole_process_tree_is_pinned_and_read_back(tree: subprocess.Popen[byt
         assert all(os.sched_getaffinity(pid) == {cpu} for pid in pids)
 
 
-def test_a_duet_on_one_core_is_refused_before_anything_starts(
+def test_a_pinned_duet_on_one_core_is_refused_before_anything_starts(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr(affinity, "usable_cpus", lambda: (0,))
     reports = tmp_path / "reports"
-    argv = ["gate", "--base", ".", "--cand", ".", "--reports-dir", str(reports)]
+    argv = ["gate", "--base", ".", "--cand", ".", "--pin", "app", "--reports-dir", str(reports)]
     assert cli.main(argv, {"PATH": os.environ["PATH"]}) == 2
     err = capsys.readouterr().err
     assert "needs two CPU cores" in err and len(err.strip().splitlines()) == 1, err
     assert not reports.exists()
+
+
+def test_a_thread_pinned_for_a_while_starts_children_there_and_gets_its_cores_back() -> None:
+    before = os.sched_getaffinity(0)
+    core = affinity.usable_cpus()[-1]
+    with affinity.this_thread_on({core}):
+        assert os.sched_getaffinity(0) == {core}
+        child = subprocess.run(
+            ["python3", "-c", "import os; print(sorted(os.sched_getaffinity(0)))"],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        assert child.stdout.strip() == f"[{core}]"  # inherited from the launching thread
+    assert os.sched_getaffinity(0) == before
+    with affinity.this_thread_on(None):
+        assert os.sched_getaffinity(0) == before
+
+
+def test_pinning_is_a_duet_setting(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["gate", "--base", ".", "--cand", ".", "--design", "sequential", "--pin", "side"]
+    assert cli.main(argv, {}) == 2
+    err = capsys.readouterr().err
+    assert "--pin applies to --design duet only" in err and len(err.strip().splitlines()) == 1
+
+
+def _step(users: int, rps: float, app_cpu_pct: float, valid: bool = True) -> StepResult:
+    row = StepRow("gunicorn", "wsgi", users, rps=rps, ok_rps=rps, p50_ms=20.0, p95_ms=50.0)
+    row.valid, row.invalid_reason = valid, "" if valid else "Little's law off by 40 %"
+    app = ResourceRow("gunicorn", 1, users, "app", app_cpu_pct, 100.0, 3, 3, 2)
+    return StepResult(row, [], [app])
+
+
+def test_cpu_per_request_and_the_plateau_come_from_the_above_knee_window() -> None:
+    low, high = _step(20, 40.0, 24.0), _step(120, 80.0, 40.0)  # 6 ms and 5 ms per request
+    trial = trials.trial_from(("base", 0, 0), low, high, "0")
+    assert trial.values["cpu_ms_per_req"] == pytest.approx(5.0)
+    assert trial.values["plateau_rps"] == 80.0 and trial.values["latency_p50_ms"] == 20.0
+    assert trial.valid and trial.app_cpus == "0"
+    spoiled = trials.trial_from(("base", 0, 0), low, _step(120, 80.0, 40.0, valid=False))
+    assert math.isnan(spoiled.values["cpu_ms_per_req"])
+    assert math.isnan(spoiled.values["plateau_rps"])
+    assert spoiled.values["latency_p95_ms"] == 50.0  # the sub-knee step still vouches for it
+    assert spoiled.valid and "above-knee load: Little's law" in spoiled.invalid_reason
