@@ -53,7 +53,7 @@ bench: install sysdeps
 bench-quick: install sysdeps
 	$(PY) -m gatewaybench run --preset $(PRESET) $(or $(QUICK_ARGS_$(PRESET)),$(QUICK_ARGS)) $(BENCH_ARGS)
 
-# The CI regression gate, locally: the working tree against GATE_BASE, in one job (A B B A).
+# The CI regression gate, locally: the working tree against GATE_BASE, in one job, both at once.
 # Writes $GITHUB_STEP_SUMMARY when set; exit 0 pass, 1 regression, 3 inconclusive.
 bench-ci: install sysdeps
 	$(PY) -m gatewaybench gate --base $(GATE_BASE) --cand $(GATE_CAND) $(GATE_ARGS)

@@ -146,13 +146,13 @@ def _add_run(sub: Any) -> argparse.ArgumentParser:
 def _add_gate(sub: Any) -> argparse.ArgumentParser:
     gate: argparse.ArgumentParser = sub.add_parser(
         "gate",
-        help="base vs candidate in one job (A B B A): exit 0 pass, 1 regression, 3 inconclusive",
+        help="base vs candidate in one job, at once: exit 0 pass, 1 regression, 3 inconclusive",
     )
     gate.add_argument("--base", required=True, help="'.', a .toml config, env:VENV or a git ref")
     gate.add_argument("--cand", required=True, help="'.', a .toml config, env:VENV or a git ref")
     gate.add_argument("--design", choices=("duet", "sequential"), default=None,
-                      help="duet: both sides at once, each app server on its own core "
-                      "(default); sequential: one side at a time, A B B A")  # fmt: skip
+                      help="duet: both sides at once (default); sequential: one side at a "
+                      "time, A B B A")  # fmt: skip
     gate.add_argument("--pairs", type=_positive_int, default=None, help="duet trials (8)")
     gate.add_argument("--pin", choices=("none", "app", "side"), default=None,
                       help="duet: what of each side runs on a core of its own: nothing "

@@ -239,6 +239,18 @@ def trials_table(trials: list[tuple[str, Trial]]) -> Table:
     return table
 
 
+def _design_text(gate: dict[str, object]) -> str:
+    """How the trials ran, from the manifest (a gate from before designs: A B B A)."""
+    if gate.get("design") == "duet":
+        pinning = gate.get("pinning")
+        if pinning is None:
+            pinned = "pinning not recorded"
+        else:
+            pinned = "nothing pinned" if pinning == "none" else f"pinned: {pinning}"
+        return f"both sides at once ({gate.get('pairs', '?')} duet trials, {pinned})"
+    return "one side at a time in A B B A blocks"
+
+
 def render_gate_html(
     gate_dir: Path, results: list[MetricResult], trials: list[tuple[str, Trial]]
 ) -> str:
@@ -249,6 +261,7 @@ def render_gate_html(
         .render(
             headline=headline(results) if results else "no verdict",
             sides=manifest.get("sides", {}),
+            design=_design_text(manifest.get("gate", {})),
             status=manifest.get("status", "unknown"),
             seconds=manifest.get("gate_seconds", "?"),
             verdicts=verdict_table(results),

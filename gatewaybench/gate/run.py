@@ -7,9 +7,8 @@
 2. The knee of every cell is found on the base side with the calibration probes; the trials
    use a load below it (latency and server CPU per request) and one above it (the requests/sec
    plateau).
-3. Trials, in one of two designs (`--design`): duet (default, gate/duet.py: both sides at once,
-   each app server pinned to a core of its own) or sequential (gate/sequential.py: one side at a
-   time, A B B A).
+3. Trials, in one of two designs (`--design`): duet (default, gate/duet.py: both sides at once)
+   or sequential (gate/sequential.py: one side at a time, A B B A).
 4. gate/verdict.py judges the paired log-ratios; when there is no answer yet (only inconclusive
    results, or a deciding metric worse than the threshold but not significant), the gate runs
    half as many trials again and judges all of them together.

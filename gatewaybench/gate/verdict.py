@@ -1,8 +1,8 @@
 """The gate's decision per server and metric, from pairs of baseline (A) and candidate (B)
 trials run on the same machine, in one of two designs:
 
-- DUET: every trial measures both sides at the same time, each app server on a core of its own;
-  a trial is one pair, and whatever the host does during it hits both sides alike.
+- DUET: every trial measures both sides at the same time; a trial is one pair, and whatever the
+  host does during it hits both sides alike.
 - SEQUENTIAL: one side at a time, in blocks A B B A; each block gives two pairs, (A1, B1) and
   (A2, B2), adjacent in time, so slow drift of the machine cancels within a pair.
 

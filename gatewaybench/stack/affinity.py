@@ -1,10 +1,10 @@
 """CPU affinity of a running process tree: pin it to cores, and read back where it may run.
 
-The gate's duet trials pin each side's app server to a core of its own (Bulej et al., "Duet
-Benchmarking", ICPE 2020): both sides run at the same time, so a slowdown of the host hits both
-alike and cancels in their ratio. Affinity is set per task (thread), because sched_setaffinity
-on a pid sets only that thread; threads and processes created later inherit it from their
-creator, so a gunicorn master pinned with its workers respawns pinned workers.
+The gate's duet trials can pin each side's app server (or whole side) to a core of its own
+(`gate --pin`, after Bulej et al., "Duet Benchmarking", ICPE 2020; gate/duet.py says why it is
+not the default). Affinity is set per task (thread), because sched_setaffinity on a pid sets
+only that thread; threads and processes created later inherit it from their creator, so a
+gunicorn master pinned with its workers respawns pinned workers.
 """
 
 from __future__ import annotations

@@ -238,3 +238,15 @@ def test_cpu_per_request_and_the_plateau_come_from_the_above_knee_window() -> No
     assert math.isnan(spoiled.values["plateau_rps"])
     assert spoiled.values["latency_p95_ms"] == 50.0  # the sub-knee step still vouches for it
     assert spoiled.valid and "above-knee load: Little's law" in spoiled.invalid_reason
+
+
+def test_the_gate_page_says_how_the_trials_ran() -> None:
+    from gatewaybench.gate.outputs import _design_text
+
+    assert _design_text({"design": "duet", "pairs": 8, "pinning": "none"}) == (
+        "both sides at once (8 duet trials, nothing pinned)"
+    )
+    assert "pinned: app" in _design_text({"design": "duet", "pairs": 2, "pinning": "app"})
+    assert "pinning not recorded" in _design_text({"design": "duet", "pairs": 2})
+    assert _design_text({"design": "sequential"}) == "one side at a time in A B B A blocks"
+    assert _design_text({}) == "one side at a time in A B B A blocks"  # gates before designs
