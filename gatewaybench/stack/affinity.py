@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
-from gatewaybench.stack.procstat import iter_stats
+from gatewaybench.stack.procstat import children_of, iter_stats, subtree
 
 
 def usable_cpus() -> tuple[int, ...]:
@@ -22,17 +22,8 @@ def usable_cpus() -> tuple[int, ...]:
 
 
 def tree_pids(root: int) -> list[int]:
-    """The root and every descendant, as /proc shows them now."""
-    children: dict[int, list[int]] = {}
-    for st in iter_stats():
-        if st.live:
-            children.setdefault(st.ppid, []).append(st.pid)
-    out, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        out.append(pid)
-        todo.extend(children.get(pid, []))
-    return out
+    """The root and every live descendant, as /proc shows them now."""
+    return subtree(children_of(st for st in iter_stats() if st.live), root)
 
 
 def _tasks(pid: int) -> list[int]:

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Self
 
-from gatewaybench.stack.procstat import ProcStat, iter_stats
+from gatewaybench.stack.procstat import ProcStat, children_of, iter_stats, subtree
 
 SAMPLE_INTERVAL_S = 1.0
 SAMPLE_FIELDS = ("t", "cpu_s", "rss_bytes", "threads", "processes", "db_clients")
@@ -54,19 +54,14 @@ def all_stats() -> dict[int, ProcStat]:
 
 
 def _owners(stats: dict[int, ProcStat], leaders: Mapping[str, int]) -> dict[int, str]:
-    """pid -> component, for each leader and everything below it. By parentage, not process
-    group: PostgreSQL backends call setsid() and leave the postmaster's group."""
-    children: dict[int, list[int]] = {}
-    for st in stats.values():
-        children.setdefault(st.ppid, []).append(st.pid)
-    owner: dict[int, str] = {}
-    for name, leader in leaders.items():
-        stack = [leader] if leader in stats else []
-        while stack:
-            pid = stack.pop()
-            owner[pid] = name
-            stack.extend(children.get(pid, []))
-    return owner
+    """pid -> component, for each leader and everything below it (procstat.subtree)."""
+    children = children_of(stats.values())
+    return {
+        pid: name
+        for name, leader in leaders.items()
+        if leader in stats
+        for pid in subtree(children, leader)
+    }
 
 
 def _title(pid: int) -> str:

@@ -1,16 +1,25 @@
 """Small supervised child processes: own process group, log file, parent-death signal, readiness.
 
 Every child gets its own session (so a terminal's Ctrl-C reaches only the harness, which then
-tears children down in order) and PR_SET_PDEATHSIG (so a harness killed with SIGKILL does not
-leave them running). Stopping signals the whole group, waits, then kills: nothing we started
+tears children down in order) and a parent-death signal (so a harness killed with SIGKILL does
+not leave them running). Stopping signals the whole group, waits, then kills: nothing we started
 outlives us, and nothing we did not start is touched.
+
+The parent-death signal is set by util-linux's `setpriv --pdeathsig`, exec'd in front of the
+command, not by a preexec_fn: Python code between fork and exec is unsafe while other threads
+run (a lock one of them held at the fork stays held in the child), and the harness does run
+threads while it starts children (resource samplers, the gate's duet running both sides' steps
+at once). Without a preexec_fn, subprocess forks and execs in C. setpriv sets the signal after
+any uid change (`user=`), which would clear it, and the signal survives its exec. As with any
+PR_SET_PDEATHSIG, the "parent" is the thread that started the child: start children from a
+thread that outlives them (the main thread, or a duet step's thread, which waits for its Locust).
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -22,20 +31,32 @@ from gatewaybench.errors import Interrupted, StackError
 from gatewaybench.signals import checkpoint
 from gatewaybench.stack.procstat import iter_stats
 
-PR_SET_PDEATHSIG = 1
 POLL_INTERVAL_S = 0.1
 TAIL_LINES = 20
 GROUP_GRACE_S = 5.0  # how long members that outlive their group leader get to exit
 
 
-# Loaded once here: the child between fork and exec must not dlopen (a lock another thread of
-# ours might hold at fork time). The harness starts children only while no sampler thread runs.
-_LIBC = ctypes.CDLL(None, use_errno=True)
+PDEATHSIG = "TERM"  # what a child gets when the thread that started it dies
 
 
-def _set_parent_death_signal() -> None:
-    """Runs in the child between fork and exec (after any uid change, which would clear it)."""
-    _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+def _setpriv() -> str:
+    found = shutil.which("setpriv")
+    if found is None:
+        raise StackError(
+            "setpriv (util-linux) is not installed: children cannot be tied to the harness",
+            "install util-linux (apt-get install util-linux)",
+        )
+    return found
+
+
+def _executable(argv0: str, cwd: Path | None, env: Mapping[str, str] | None) -> str | None:
+    """argv0 as it would be exec'd, or None when there is no such executable (checked here
+    because setpriv, not Popen, now execs it: a missing one must still fail at start)."""
+    if "/" not in argv0:
+        # env None: the child inherits ours, whose PATH shutil.which reads by default
+        return shutil.which(argv0, path=None if env is None else env.get("PATH", os.defpath))
+    full = Path(cwd or ".") / argv0
+    return str(full) if os.access(full, os.X_OK) and full.is_file() else None
 
 
 def group_alive(pgid: int) -> bool:
@@ -110,10 +131,16 @@ def start(
     stop_signal: int = signal.SIGTERM,
 ) -> ManagedProcess:
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    if _executable(argv[0], cwd, env) is None:
+        raise StackError(
+            f"could not start {name} ({argv[0]}): no such executable",
+            "run `gatewaybench doctor` to check the installation",
+        )
+    tied = [_setpriv(), f"--pdeathsig={PDEATHSIG}", "--", *argv]
     with log_path.open("ab") as log:
         try:
             popen = subprocess.Popen(
-                list(argv),
+                tied,
                 cwd=cwd,
                 env=dict(env) if env is not None else None,
                 stdin=subprocess.DEVNULL,
@@ -121,7 +148,6 @@ def start(
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 user=user,
-                preexec_fn=_set_parent_death_signal,  # noqa: PLW1509  (no threads spawn children)
             )
         except OSError as exc:
             raise StackError(

@@ -4,7 +4,7 @@ both read it (psutil would read three files per process where one will do)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -55,3 +55,22 @@ def iter_stats() -> Iterator[ProcStat]:
     for entry in os.listdir("/proc"):
         if entry.isdigit() and (st := read_stat(int(entry))) is not None:
             yield st
+
+
+def children_of(stats: Iterable[ProcStat]) -> dict[int, list[int]]:
+    """ppid -> the pids of its children, among `stats`."""
+    children: dict[int, list[int]] = {}
+    for st in stats:
+        children.setdefault(st.ppid, []).append(st.pid)
+    return children
+
+
+def subtree(children: Mapping[int, list[int]], root: int) -> list[int]:
+    """`root` and every descendant, by parentage (children_of): not by process group, because
+    PostgreSQL backends call setsid() and leave the postmaster's group."""
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo.extend(children.get(pid, []))
+    return out

@@ -7,7 +7,14 @@ import statistics
 import time
 
 from gatewaybench.stack import monitor, process
-from gatewaybench.stack.procstat import CLOCK_TICKS, PAGE_SIZE, parse_stat, read_stat
+from gatewaybench.stack.procstat import (
+    CLOCK_TICKS,
+    PAGE_SIZE,
+    children_of,
+    parse_stat,
+    read_stat,
+    subtree,
+)
 
 # A stat line as the kernel writes it (proc(5)), for a process named "a) b (c": the name keeps
 # its spaces and parentheses. utime..cstime = 100 + 50 + 7 + 3 ticks, 4 threads, 250 pages.
@@ -48,3 +55,15 @@ def test_a_sample_costs_little_cpu_per_process() -> None:
         monitor.sample_groups({"me": os.getpid()}, None)
         costs.append((time.process_time() - start) / processes)
     assert statistics.median(costs) < 200e-6
+
+
+def test_a_subtree_follows_parentage_not_process_groups() -> None:
+    # 1 -> 10 -> 11 (in another group, as a PostgreSQL backend after setsid) -> 12; 20 apart.
+    def stat(pid: int, ppid: int, pgrp: int) -> str:
+        return LINE.replace("4242 (a) b (c) S 17 4240", f"{pid} (x) S {ppid} {pgrp}")
+
+    stats = [parse_stat(stat(*t)) for t in ((10, 1, 10), (11, 10, 11), (12, 11, 11), (20, 1, 20))]
+    children = children_of(stats)
+    assert sorted(subtree(children, 10)) == [10, 11, 12]
+    assert subtree(children, 12) == [12]
+    assert sorted(subtree(children, 1)) == [1, 10, 11, 12, 20]
