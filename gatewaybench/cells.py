@@ -18,6 +18,7 @@ from gatewaybench.backend import Database
 from gatewaybench.context import Context
 from gatewaybench.errors import StackError
 from gatewaybench.load import autoscale, knee_search, measure
+from gatewaybench.load.locust_runner import OpenStep
 from gatewaybench.matrix import Cell, Effective, blocking_slots, effective, in_flight_text
 from gatewaybench.results.rundir import RunRecorder
 from gatewaybench.servers import REGISTRY, Concurrency
@@ -187,6 +188,19 @@ def _warn(ctx: Context, warning: str) -> None:
 
 
 def _run_steps(ctx: Context, cell: Cell, cell_stack: measure.CellStack, repeat: int) -> None:
+    """The closed model's user steps, then the open model's rate steps (--model)."""
+    models = ctx.spec.load.models
+    if "closed" in models:
+        _run_user_steps(ctx, cell, cell_stack, repeat)
+    if "open" in models:
+        load = ctx.spec.load
+        for rate in ctx.rates[cell.label]:
+            checkpoint()
+            arrivals = OpenStep(rate, load.max_inflight, load.arrival_seed)
+            _one_step(ctx, cell, cell_stack, repeat, load.processes or 1, arrivals=arrivals)
+
+
+def _run_user_steps(ctx: Context, cell: Cell, cell_stack: measure.CellStack, repeat: int) -> None:
     auto = ctx.spec.load.processes == 0
     gen_processes, previous = (1 if auto else ctx.spec.load.processes), None
     rows: list[StepRow] = []
@@ -194,31 +208,49 @@ def _run_steps(ctx: Context, cell: Cell, cell_stack: measure.CellStack, repeat: 
         checkpoint()
         if auto:
             gen_processes = autoscale.next_processes(gen_processes, previous, users)
-        ctx.progress.step_started(users)
-        result = measure.measure_step(
-            ctx.spec,
-            cell_stack,
-            users=users,
-            repeat=repeat,
-            gen_processes=gen_processes,
-            step_dir=ctx.run_dir / "raw" / cell.label / f"r{repeat}" / f"u{users}",
-            locust_log=ctx.run_dir / "logs" / f"locust-{cell.label}-r{repeat}-u{users}.log",
-        )
-        ctx.progress.step_finished()
-        dead = cell_stack.components.dead()
-        if dead is not None:
-            result.row.status, result.row.valid = "failed", False
-            result.row.invalid_reason = f"{dead.problem} during the step"
-        ctx.rec.add_step(result.row, result.failures, result.resources)
-        ctx.say(_progress(result.row))
-        for name in cell_stack.components.bound_logs():  # the slices are analysed: bound the disk
-            ctx.say(f"gatewaybench: {name} reached {LOG_CAP_BYTES >> 20} MiB; cut")
-        if result.row.integrity == "DATA_LOSS":
-            ctx.say(_data_loss_banner(result.row))
-        previous = result.row
-        rows.append(result.row)
-        if dead is not None:
-            raise StackError(f"{dead.problem} during the {users}-user step", dead.fix, dead.detail)
+        previous = _one_step(ctx, cell, cell_stack, repeat, gen_processes, users=users)
+        rows.append(previous)
+
+
+def _one_step(
+    ctx: Context,
+    cell: Cell,
+    cell_stack: measure.CellStack,
+    repeat: int,
+    gen_processes: int,
+    *,
+    users: int = 0,
+    arrivals: OpenStep | None = None,
+) -> StepRow:
+    """Measure and record one step (`users`, or the open model's `arrivals`); a component that
+    died during it fails the cell, after the step's row is recorded."""
+    tag = f"u{users}" if arrivals is None else f"a{arrivals.rate:g}"
+    level = f"{users} users" if arrivals is None else f"{arrivals.rate:g} arrivals/s"
+    ctx.progress.step_started(level)
+    result = measure.measure_step(
+        ctx.spec,
+        cell_stack,
+        users=users,
+        repeat=repeat,
+        gen_processes=gen_processes,
+        step_dir=ctx.run_dir / "raw" / cell.label / f"r{repeat}" / tag,
+        locust_log=ctx.run_dir / "logs" / f"locust-{cell.label}-r{repeat}-{tag}.log",
+        open_step=arrivals,
+    )
+    ctx.progress.step_finished()
+    dead = cell_stack.components.dead()
+    if dead is not None:
+        result.row.status, result.row.valid = "failed", False
+        result.row.invalid_reason = f"{dead.problem} during the step"
+    ctx.rec.add_step(result.row, result.failures, result.resources)
+    ctx.say(_progress(result.row))
+    for name in cell_stack.components.bound_logs():  # the slices are analysed: bound the disk
+        ctx.say(f"gatewaybench: {name} reached {LOG_CAP_BYTES >> 20} MiB; cut")
+    if result.row.integrity == "DATA_LOSS":
+        ctx.say(_data_loss_banner(result.row))
+    if dead is not None:
+        raise StackError(f"{dead.problem} during the {level} step", dead.fix, dead.detail)
+    return result.row
 
 
 def _planned_steps(ctx: Context, cell: Cell, rows: list[StepRow]) -> Iterator[int]:
@@ -243,7 +275,7 @@ def _planned_steps(ctx: Context, cell: Cell, rows: list[StepRow]) -> Iterator[in
 
 def _progress(row: StepRow) -> str:
     if row.status != "ok":
-        return f"[{row.server}] {row.users} users: FAILED ({row.invalid_reason})"
+        return f"[{row.server}] {row.level_text}: FAILED ({row.invalid_reason})"
     verdict = "valid" if row.valid else f"INVALID: {row.invalid_reason}"
     votes = (
         f"votes acked/in db {row.votes_ok}/{row.votes_db} ({row.integrity}), "
@@ -251,9 +283,19 @@ def _progress(row: StepRow) -> str:
         else ""
     )
     return (
-        f"[{row.server}] {row.users} users: {row.rps:.1f} req/s, {row.fail_pct:.2f}% failed, "
-        f"p95 {row.p95_ms:.0f} ms, {row.slow_pct:.0f}% slow, {votes}nginx {row.xcheck}"
-        f"{_wait_progress(row)}; {verdict}"
+        f"[{row.server}] {row.level_text}: {row.rps:.1f} req/s, {row.fail_pct:.2f}% failed, "
+        f"{_open_progress(row)}p95 {row.p95_ms:.0f} ms, {row.slow_pct:.0f}% slow, "
+        f"{votes}nginx {row.xcheck}{_wait_progress(row)}; {verdict}"
+    )
+
+
+def _open_progress(row: StepRow) -> str:
+    """The open model's drops and its latency from the intended start, beside the service's."""
+    if not row.open:
+        return ""
+    return (
+        f"{row.dropped} of {row.arrivals} arrivals dropped, p95 from the intended start "
+        f"{row.intended_p95_ms:.0f} ms, service "
     )
 
 

@@ -117,6 +117,7 @@ def build_spec(given: dict[str, Any]) -> RunSpec:
                     "keys are `gatewaybench run` flag names, e.g. users, workers, servers, cells",
                 )
     values = {**file_values, **given}
+    _check_model_steps(values)  # what was given, before a preset's defaults join it
     chosen = preset(values.get("preset", "seed"))
     for key, value in chosen.defaults.items():  # the preset's settings, below file and flags
         values.setdefault(key, value)
@@ -127,6 +128,24 @@ def build_spec(given: dict[str, Any]) -> RunSpec:
     values["cells"] = with_waits(cells, waits)
     values.setdefault("threads", chosen.threads)
     return validate(_spec(values))
+
+
+def _check_model_steps(values: dict[str, Any]) -> None:
+    """--users steps the closed model and --rate the open one: each needs its model."""
+    models = values.get("model", ("closed",))
+    if "rate" in values and "open" not in models:
+        raise UsageError("--rate applies to the open model", "add --model open (or closed,open)")
+    if "open" not in models:
+        return
+    if "users" in values and "closed" not in models:
+        raise UsageError(
+            "--users applies to the closed model",
+            "give --rate for --model open, or leave --users out",
+        )
+    if "rate" not in values:
+        raise UsageError(
+            "--model open needs arrival rates", "give --rate, e.g. --rate 10,20,40, or --rate auto"
+        )
 
 
 def _file_value(path: Path, key: str, value: object, flag: Flag) -> Any:
@@ -177,7 +196,9 @@ LOAD_FIELDS = {"users": "users", "ramp": "ramp_s", "warmup": "warmup_s", "window
                "client_timeout": "client_timeout_s", "stop_timeout": "stop_timeout_s",
                "processes": "processes", "auto_steps": "auto_steps",
                "slow_upload_pct": "slow_upload_pct", "slow_upload_kb": "slow_upload_kb",
-               "slow_upload_kbps": "slow_upload_kbps"}  # fmt: skip
+               "slow_upload_kbps": "slow_upload_kbps", "model": "models", "rate": "rates",
+               "max_inflight": "max_inflight", "arrival": "arrival",
+               "arrival_path": "arrival_path", "arrival_seed": "arrival_seed"}  # fmt: skip
 NGINX_FIELDS = {"nginx_worker_processes": "worker_processes", "nginx_port": "port",
                 "nginx_worker_connections": "worker_connections",
                 "nginx_backlog": "listen_backlog"}  # fmt: skip

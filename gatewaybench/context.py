@@ -42,6 +42,8 @@ class Context:
         # Each cell's steps (by label): the spec's, or, with --users auto, calibrated.
         self.steps: dict[str, tuple[int, ...]] = {c.label: spec.load.users for c in spec.cells}
         self.bracketed: set[str] = set()  # cells whose steps were placed around their own knee
+        # Each cell's open-model rates, arrivals/s: the spec's, or, with --rate auto, calibrated.
+        self.rates: dict[str, tuple[float, ...]] = {c.label: spec.load.rates for c in spec.cells}
 
     @property
     def run_dir(self) -> Path:

@@ -15,6 +15,8 @@ from typing import Any
 from gatewaybench.spec import (
     parse_cells,
     parse_dbs,
+    parse_models,
+    parse_rates,
     parse_servers,
     parse_steps,
     parse_views,
@@ -65,6 +67,10 @@ def _users(text: str) -> tuple[int, ...]:
     return () if text.strip() == "auto" else parse_steps(text)
 
 
+def _rates(text: str) -> tuple[float, ...]:
+    return () if text.strip() == "auto" else parse_rates(text)
+
+
 def _buffering(text: str) -> tuple[bool, ...]:
     """`on`, `off` or `on,off`: nginx's proxy_request_buffering, a dimension of the matrix."""
     names = [n.strip() for n in text.split(",") if n.strip()]
@@ -92,6 +98,29 @@ RUN_FLAGS = (
     Flag("--db", parse_dbs, "list", "close,persistent,pool (Django connection strategy)"),
     Flag("--users", _users, "list", "steps: 100,200 or 100:700:100, or 'auto' (calibrate)"),
     Flag("--auto-steps", _int, "int", "with --users auto: steps bracketing the knees (default 7)"),
+    Flag(
+        "--model",
+        parse_models,
+        "list",
+        "closed (default: users who wait), open (arrivals that do not), or closed,open",
+    ),
+    Flag("--rate", _rates, "list", "open model: arrivals/s per step, 5,10,20 or 10:50:10, or auto"),
+    Flag(
+        "--max-inflight",
+        _int,
+        "int",
+        "open model: sessions in flight at most; arrivals beyond "
+        "are dropped and counted (default 1000)",
+    ),
+    Flag(
+        "--arrival",
+        _text,
+        "str",
+        "what an arrival (or a user's iteration) runs: session "
+        "(the polls scenario, default) or request (one GET of --arrival-path)",
+    ),
+    Flag("--arrival-path", _text, "str", "the page --arrival request gets (default /polls/)"),
+    Flag("--arrival-seed", _int, "int", "open model: the Poisson arrivals' seed (default 1)"),
     Flag("--upstream-ms", parse_waits, "list", "upstream waits per request, ms: 0,20,100,300"),
     Flag("--upstream-calls", _int, "int", "upstream calls per request (default 1)"),
     Flag("--db-wait-ms", _int, "int", "pg_sleep in the vote's transaction, ms (default 0)"),

@@ -41,7 +41,7 @@ def check(spec: RunSpec) -> Resolved:
     pg_bins, _user = find_postgres()
     nginx_bin = nginx.find_nginx()
     echo_module = upstream.find_echo_module() if _waits_upstream(spec) else None
-    raise_fd_limit(max(spec.load.users or (2 * knee_search.PROBE_MAX,)))
+    raise_fd_limit(_most_in_flight(spec))
     ports = {
         "--nginx-port": claim_port("--nginx-port", spec.nginx.port),
         "--pg-port": claim_port("--pg-port", spec.postgres.port),
@@ -60,6 +60,14 @@ def check(spec: RunSpec) -> Resolved:
         ports.get("upstream", 0),
         echo_module,
     )
+
+
+def _most_in_flight(spec: RunSpec) -> int:
+    """Users (closed model; calibration's probes when auto) or sessions (the open model's cap)
+    the generator may hold connections for at once."""
+    load = spec.load
+    most = max(load.users or (2 * knee_search.PROBE_MAX,)) if "closed" in load.models else 0
+    return max(most, load.max_inflight if "open" in load.models else 0)
 
 
 def _waits_upstream(spec: RunSpec) -> bool:

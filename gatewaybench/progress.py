@@ -62,7 +62,7 @@ class Tracker:
     started_steps: list[int] = field(default_factory=list)  # per unit
     finished: set[int] = field(default_factory=set)  # units that will run no more steps
     done: int = 0  # steps finished, all units
-    users: int = 0  # the current step's
+    level: str = ""  # the current step's: "300 users", "20 arrivals/s"
     first_step_at: float | None = None
     last_step_end: float | None = None
     step_at: float | None = None  # the running step's start; None between steps
@@ -83,9 +83,9 @@ class Tracker:
         self.finished.add(self.current)
         self.step_at = None
 
-    def step_started(self, users: int, now: float) -> None:
+    def step_started(self, level: str, now: float) -> None:
         self.started_steps[self.current] += 1
-        self.users, self.step_at = users, now
+        self.level, self.step_at = level, now
         if self.first_step_at is None:
             self.first_step_at = now
 
@@ -141,7 +141,7 @@ class Tracker:
         where = [f"{self.noun} {index + 1}/{len(self.units)} {self.units[index].name}"]
         if self.started_steps[index]:
             total = "?" if planned is None else str(planned)
-            where.append(f"step {self.started_steps[index]}/{total} ({self.users} users)")
+            where.append(f"step {self.started_steps[index]}/{total} ({self.level})")
         return where
 
 
@@ -309,9 +309,10 @@ class Progress:
     def unit_finished(self) -> None:
         self._event(Tracker.unit_finished)
 
-    def step_started(self, users: int) -> None:
+    def step_started(self, level: str) -> None:
+        """`level`: where the step sits, for people ("300 users", "20 arrivals/s")."""
         now = self.clock()
-        self._event(lambda t: t.step_started(users, now))
+        self._event(lambda t: t.step_started(level, now))
 
     def step_finished(self) -> None:
         now = self.clock()

@@ -79,9 +79,17 @@ def _plan_progress(ctx: Context) -> None:
     units = [Unit(cell.label if spec.repeat == 1 else f"{cell.label} (repeat {repeat})",
                   cell.label)
              for repeat in range(1, spec.repeat + 1) for cell in spec.cells]  # fmt: skip
-    steps = {label: len(users) or None for label, users in ctx.steps.items()}
+    steps = {label: _step_count(ctx, label) for label in ctx.steps}
     load = spec.load
     ctx.progress.plan(units, steps, load.ramp_s + load.warmup_s + load.window_s)
+
+
+def _step_count(ctx: Context, label: str) -> int | None:
+    """A cell's steps over its models (None: not known until calibrated)."""
+    models = ctx.spec.load.models
+    counts = [len(ctx.steps[label]) if "closed" in models else -1,
+              len(ctx.rates[label]) if "open" in models else -1]  # fmt: skip
+    return None if 0 in counts else sum(c for c in counts if c > 0)
 
 
 def _render_report(ctx: Context) -> Path | None:
@@ -129,7 +137,9 @@ def _manifest_base(spec: RunSpec, backend: Backend) -> dict[str, Any]:
         "spec": spec.to_json(),
         "resolved": {
             **backend.manifest_resolved(spec),
-            "spawn_rate_per_step": {u: spec.load.spawn_rate(u) for u in spec.load.users},
+            "spawn_rate_per_step": {u: spec.load.spawn_rate(u) for u in spec.load.users}
+            if "closed" in spec.load.models
+            else {},
             # on disk the budget's workers are "processes" (a manifest key, kept as it is)
             "budget": {"processes": spec.workers, "threads": spec.threads},
             "pg_max_connections": sized_max_connections(spec),
@@ -154,12 +164,12 @@ def _run_matrix(ctx: Context) -> list[str]:
         db = RunDatabase(ctx)
         try:
             db.start()
-            if not spec.load.users:
+            if not spec.load.users and "closed" in spec.load.models:
                 ctx.progress.phase("calibrating")
                 with ctx.rec.phase("calibrate"):
                     calibrate_steps(ctx, db)
-                for label, users in ctx.steps.items():
-                    ctx.progress.set_steps(label, len(users))
+                for label in ctx.steps:
+                    ctx.progress.set_steps(label, _step_count(ctx, label) or 0)
             failed: list[str] = []
             # Repeats interleave cells (A B C, A B C) so slow drift hits every cell alike.
             for repeat in range(1, spec.repeat + 1):

@@ -6,6 +6,7 @@ and the manifest records `RunSpec.to_json()` so a run can be understood without 
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import asdict, dataclass, field
@@ -64,9 +65,22 @@ class DjangoSettings:
     choices: int = 4
 
 
+MODELS = ("closed", "open")  # users who wait for their responses; arrivals that do not
+ARRIVALS = ("session", "request")  # what one user iteration or arrival runs
+DEFAULT_MAX_INFLIGHT = 1000  # must match loadtests.arrivals.DEFAULT_MAX_INFLIGHT
+
+
 @dataclass(frozen=True)
 class LoadSettings:
     users: tuple[int, ...] = SEED_USERS  # empty: calibrate (--users auto)
+    # The open model (--model open): arrivals per second per step (empty: calibrate, --rate
+    # auto), at most max_inflight sessions in flight (beyond: dropped and counted).
+    models: tuple[str, ...] = ("closed",)
+    rates: tuple[float, ...] = ()
+    max_inflight: int = DEFAULT_MAX_INFLIGHT
+    arrival: str = "session"  # one polls session, or one GET of arrival_path
+    arrival_path: str = "/polls/"
+    arrival_seed: int = 1  # the Poisson arrivals' seed (each step's stream starts from it)
     ramp_s: float = 2.0  # users are spawned over this long...
     warmup_s: float = 3.0  # ...then this long passes before the steady window starts
     window_s: int = 30  # the steady window the figures come from
@@ -194,6 +208,37 @@ def parse_steps(text: str) -> tuple[int, ...]:
     return steps
 
 
+def parse_rates(text: str) -> tuple[float, ...]:
+    """`5,10,20` or `start:stop:step` (stop inclusive): arrivals per second, positive and
+    strictly increasing."""
+    fix = "give arrivals/s as a list like 5,10,20 or a range like 10:50:10"
+    text = text.strip()
+    if not text.strip(","):
+        raise UsageError(f"rate list {text!r} is empty", fix)
+    try:
+        if ":" in text:
+            start, stop, step = (float(p) for p in text.split(":"))
+            if step <= 0:
+                raise UsageError(f"rate list {text!r}: the range step must be positive", fix)
+            count = math.floor((stop - start) / step + 1e-9) + 1
+            rates = tuple(round(start + i * step, 9) for i in range(max(0, count)))
+        else:
+            rates = tuple(float(p) for p in text.split(","))
+    except ValueError:
+        raise UsageError(f"rate list {text!r} is malformed", fix) from None
+    if not rates:
+        raise UsageError(f"rate list {text!r} is empty", fix)
+    if any(not (r > 0 and math.isfinite(r)) for r in rates):
+        raise UsageError(f"rate list {text!r}: arrival rates must be positive", fix)
+    if any(b <= a for a, b in pairwise(rates)):
+        raise UsageError(f"rate list {text!r} must be strictly increasing", fix)
+    return rates
+
+
+def parse_models(text: str) -> tuple[str, ...]:
+    return _parse_choices(text, "--model", MODELS)
+
+
 def parse_cells(text: str) -> tuple[Cell, ...]:
     """`uvicorn+async+pool,gunicorn+persistent`: a server, then any of views/db/driver."""
 
@@ -314,6 +359,7 @@ def validate(spec: RunSpec) -> RunSpec:
         raise UsageError(f"--auto-steps must be at least 2, got {load.auto_steps}", "pass 2+")
     _check_waits(spec)
     _check_slow_uploads(load, spec.app.is_sample)
+    _check_open_model(load, spec.app)
     _positive("--questions", spec.django.questions)
     _positive("--choices", spec.django.choices)
     for flag, port in (
@@ -354,6 +400,29 @@ def _check_waits(spec: RunSpec) -> None:
         )
     if waits != {None} and not spec.app.is_sample:
         raise UsageError("upstream waits apply to the sample app only", "leave out --upstream-ms")
+
+
+def _check_open_model(load: LoadSettings, app: AppSource) -> None:
+    if load.max_inflight < 1:
+        raise UsageError(
+            f"--max-inflight must be at least 1, got {load.max_inflight}",
+            "pass --max-inflight 1 or more (sessions in flight; arrivals beyond are dropped)",
+        )
+    if load.arrival not in ARRIVALS:
+        raise UsageError(f"--arrival {load.arrival!r} is not valid", "choose session or request")
+    if not load.arrival_path.startswith("/"):
+        raise UsageError(
+            f"--arrival-path {load.arrival_path!r} must start with /", "e.g. --arrival-path /polls/"
+        )
+    if "open" in load.models and load.slow_upload_pct:
+        raise UsageError(
+            "slow uploads are closed-model users", "leave out --slow-upload-pct with --model open"
+        )
+    if not app.is_sample and load.arrival == "session" and "open" in load.models:
+        raise UsageError(
+            "the open model runs the polls session or one page, not your --locustfile",
+            "add --arrival request --arrival-path /your/page",
+        )
 
 
 def _check_slow_uploads(load: LoadSettings, sample: bool) -> None:

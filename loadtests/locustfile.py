@@ -1,5 +1,5 @@
 """The polls scenario: open a poll form, submit a random vote, read the results (polls.py);
-wait 1-2 s.
+wait 1-2 s. With GB_ARRIVAL=request, each iteration is one GET of GB_ARRIVAL_PATH instead.
 
 Standalone: `locust -f loadtests/locustfile.py --host http://127.0.0.1:8080` (add
 `,loadtests/shape.py` for user steps). Under the harness, GB_* variables turn on per-second
@@ -9,7 +9,6 @@ recording (listeners.py) and make the master stop itself exactly when the steady
 from __future__ import annotations
 
 import os
-import random
 import sys
 from pathlib import Path
 
@@ -32,7 +31,7 @@ class PollUser(FastHttpUser):
     @task
     def vote(self) -> None:
         try:
-            polls.vote_once(self.client, random.choice(polls.QUESTION_IDS))
+            polls.iteration(self.client)
         finally:
             # Every iteration counts, finished or cut short: Little's law needs the cycle rate.
             rec = listeners.recorder()

@@ -64,19 +64,13 @@ VISITS: dict[Any, Visit] = {}
 STATE: dict[str, Any] = {"config": None, "dispatcher": None}
 
 
-def get_page(client: FastHttpSession, path: str) -> None:
-    with client.get(path, catch_response=True) as resp:
-        if resp.status_code != 200:
-            polls.fail(resp, "200")
-
-
 def poll_session(client: FastHttpSession) -> None:
     polls.vote_once(client, random.choice(polls.QUESTION_IDS))
 
 
 def scenario_of(config: OpenConfig) -> Scenario:
     if config.arrival == "request":
-        return lambda client: get_page(client, config.path)
+        return lambda client: polls.get_page(client, config.path)
     return poll_session
 
 

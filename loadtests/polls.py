@@ -13,6 +13,9 @@ from loadtests.pages import CHOICE_RE, CSRF_RE
 
 QUESTION_IDS = [int(x) for x in os.environ.get("GB_QUESTION_IDS", "1,2,3,4,5").split(",")]
 CLIENT_TIMEOUT_S = float(os.environ.get("GB_CLIENT_TIMEOUT_S", "10"))
+# What one iteration runs: the polls session, or ("request") one GET of ARRIVAL_PATH.
+ARRIVAL = os.environ.get("GB_ARRIVAL", "session")
+ARRIVAL_PATH = os.environ.get("GB_ARRIVAL_PATH", "/polls/")
 
 
 def fail(resp: Any, expected: str) -> None:
@@ -21,6 +24,21 @@ def fail(resp: Any, expected: str) -> None:
         resp.failure(f"{type(resp.error).__name__}: {resp.error}")
     else:
         resp.failure(f"expected {expected}, got {resp.status_code}")
+
+
+def get_page(client: Any, path: str) -> None:
+    """One GET of a page that must answer 200 (--arrival request)."""
+    with client.get(path, catch_response=True) as resp:
+        if resp.status_code != 200:
+            fail(resp, "200")
+
+
+def iteration(client: Any) -> None:
+    """One user iteration of the closed model: a polls session, or one GET (--arrival)."""
+    if ARRIVAL == "request":
+        get_page(client, ARRIVAL_PATH)
+    else:
+        vote_once(client, random.choice(QUESTION_IDS))
 
 
 def vote_once(client: Any, question_id: int) -> None:

@@ -96,3 +96,42 @@ def capacity_text(df: pd.DataFrame, fail_pct_max: float, slo_ms: float) -> str:
             f"{c.server:<{width}}  {cap}; plateau {c.plateau.text('.1f')} successful req/s"
         )
     return "\n".join(lines)
+
+
+def held_open(row: Mapping[Hashable, Any], fail_pct_max: float, slo_ms: float) -> bool:
+    """An open-model step was held when it is valid and finished, its failures and its drops
+    each under the failure limit, and its p95 from the intended start within the SLO."""
+    return bool(
+        row["status"] == "ok"
+        and row["valid"]
+        and float(row["fail_pct"]) < fail_pct_max
+        and float(row["drop_pct"]) < fail_pct_max
+        and float(row["intended_p95_ms"]) <= slo_ms
+    )
+
+
+def open_capacity_of(steps: pd.DataFrame, fail_pct_max: float, slo_ms: float) -> float:
+    """Highest rate such that it and every lower rate were held (0: not even the first)."""
+    capacity = 0.0
+    for row in steps.sort_values("rate").to_dict("records"):
+        if not held_open(row, fail_pct_max, slo_ms):
+            break
+        capacity = float(row["rate"])
+    return capacity
+
+
+def open_capacity_text(df: pd.DataFrame, fail_pct_max: float, slo_ms: float) -> str:
+    """The open model's capacity per server: arrivals/s held, repeats as an estimate."""
+    if df.empty:
+        return ""
+    lines = [
+        f"Open-model capacity (highest arrival rate held: valid, failures and drops each "
+        f"< {fail_pct_max:g} %, p95 from the intended start <= {slo_ms:g} ms)"
+    ]
+    width = max(len(s) for s in df["server"].astype(str))
+    for server in dict.fromkeys(df["server"]):
+        per_repeat = [g for _, g in df[df["server"] == server].groupby("repeat")]
+        cap = estimate([open_capacity_of(g, fail_pct_max, slo_ms) for g in per_repeat])
+        text = "below the first rate" if cap.mean == 0 else f"{cap.text('.3g')} arrivals/s"
+        lines.append(f"{server!s:<{width}}  {text}")
+    return "\n".join(lines)

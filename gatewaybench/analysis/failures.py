@@ -7,6 +7,7 @@ line it relied on; a failure with no evidence says so rather than guessing.
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -14,6 +15,7 @@ from typing import Any
 
 FAILURE_COLUMNS = (
     "server", "repeat", "users", "kind", "count", "source", "cause", "example", "evidence",
+    "rate",
 )  # fmt: skip
 
 HTTP_RE = re.compile(r"^HTTP (\d{3}):")
@@ -31,6 +33,7 @@ class FailureRow:
     cause: str
     example: str
     evidence: str = ""
+    rate: float = math.nan  # an open-model step's arrivals/s (users is then 0)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -182,6 +185,7 @@ def failure_rows(
     server: str,
     repeat: int,
     users: int,
+    rate: float = math.nan,
 ) -> list[FailureRow]:
     """Group a step's window failures (message -> count) by kind, each attributed."""
     by_kind: dict[str, Counter[str]] = {}
@@ -202,6 +206,7 @@ def failure_rows(
                 cause,
                 example[:200],
                 evidence,
+                rate,
             )
         )
     return rows

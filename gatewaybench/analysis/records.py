@@ -31,6 +31,12 @@ class ProcessRecord:
     votes: Counter[str]
     cpu: list[tuple[float, float]]
     seconds: dict[int, dict[str, dict[str, Any]]]
+    # The open model's (loadtests/recording.py): latencies from the intended start by second of
+    # completion, like `seconds`; arrivals offered and dropped, and the generator's dispatch
+    # lag, by second of intended arrival. Empty in a closed-model record.
+    intended: dict[int, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    arrivals: dict[int, dict[str, int]] = field(default_factory=dict)
+    lag: dict[int, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ProcessRecord:
@@ -41,6 +47,9 @@ class ProcessRecord:
             votes=Counter({k: int(v) for k, v in data.get("votes", {}).items()}),
             cpu=[(float(t), float(c)) for t, c in data.get("cpu", [])],
             seconds={int(s): names for s, names in data.get("seconds", {}).items()},
+            intended={int(s): names for s, names in data.get("intended", {}).items()},
+            arrivals={int(s): counts for s, counts in data.get("arrivals", {}).items()},
+            lag={int(s): bucket for s, bucket in data.get("lag", {}).items()},
         )
 
     def cpu_at(self, t: float) -> float:
@@ -82,6 +91,38 @@ class StepRecords:
                 for name, bucket in per_name.items():
                     if name in PSEUDO_KEYS or not names(name):
                         continue
+                    hist.merge(Histogram.from_json(bucket.get("hist", {})))
+        return hist
+
+    def window_intended_histogram(self, start: int, end: int) -> Histogram:
+        """The open model's latencies from each request's intended start, of the requests
+        completed in seconds [start, end) (the same requests as window_histogram's)."""
+        hist = Histogram()
+        for p in self.processes:
+            for second, per_name in p.intended.items():
+                if start <= second < end:
+                    for name, bucket in per_name.items():
+                        if name not in PSEUDO_KEYS:
+                            hist.merge(Histogram.from_json(bucket.get("hist", {})))
+        return hist
+
+    def window_arrivals(self, start: int, end: int) -> tuple[int, int]:
+        """The open model's arrivals meant for seconds [start, end), and how many of them were
+        dropped (sessions in flight at the cap)."""
+        arrivals = dropped = 0
+        for p in self.processes:
+            for second, counts in p.arrivals.items():
+                if start <= second < end:
+                    arrivals += int(counts.get("arrivals", 0))
+                    dropped += int(counts.get("dropped", 0))
+        return arrivals, dropped
+
+    def window_lag_histogram(self, start: int, end: int) -> Histogram:
+        """How late the generator dispatched the arrivals meant for seconds [start, end)."""
+        hist = Histogram()
+        for p in self.processes:
+            for second, bucket in p.lag.items():
+                if start <= second < end:
                     hist.merge(Histogram.from_json(bucket.get("hist", {})))
         return hist
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -9,7 +10,7 @@ from gatewaybench.analysis.series import value_at
 
 RESOURCE_COLUMNS = (
     "server", "repeat", "users", "component", "cpu_pct", "peak_rss_mb", "peak_threads",
-    "peak_processes", "peak_db_clients",
+    "peak_processes", "peak_db_clients", "rate",
 )  # fmt: skip
 
 
@@ -24,13 +25,21 @@ class ResourceRow:
     peak_threads: int
     peak_processes: int
     peak_db_clients: int
+    rate: float = math.nan  # an open-model step's arrivals/s (users is then 0)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def resource_rows(
-    data: dict[str, Any], *, server: str, repeat: int, users: int, start: float, end: float
+    data: dict[str, Any],
+    *,
+    server: str,
+    repeat: int,
+    users: int,
+    start: float,
+    end: float,
+    rate: float = math.nan,
 ) -> list[ResourceRow]:
     rows = []
     for component, all_samples in sorted(data.get("components", {}).items()):
@@ -51,6 +60,7 @@ def resource_rows(
                 max(int(s[3]) for s in inside),
                 max(int(s[4]) for s in inside),
                 max(int(s[5]) for s in inside),
+                rate,
             )
         )
     return rows

@@ -15,15 +15,20 @@ from typing import Any
 from gatewaybench.analysis.records import PSEUDO_KEYS, TASK_KEY, UPLOAD_KEY, StepRecords
 from gatewaybench.analysis.waits import Wait, bound_problem
 
+# The open model: a generator that dispatches arrivals later than this (p99 over the window)
+# has reshaped the arrival process it was meant to offer, so the step is invalid.
+LAG_P99_LIMIT_MS = 10.0
 GEN_CPU_LIMIT_PCT = 80.0  # per generating process (each Locust process uses one core at most)
 LITTLE_TOLERANCE_PCT = 15.0
 PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
 
 STEP_COLUMNS = (
-    "server", "variant", "upstream_ms", "interface", "repeat", "users", "status", "window_s",
-    "window_start", "requests",
+    "server", "variant", "upstream_ms", "interface", "repeat", "model", "users", "rate",
+    "status", "window_s", "window_start", "requests",
     "failures", "fail_pct", "slow_pct", "rps", "ok_rps", "mean_ms", "p50_ms", "p90_ms", "p95_ms",
-    "p99_ms", "p999_ms", "max_ms", "votes_attempted", "votes_ok", "votes_db", "votes_inflight",
+    "p99_ms", "p999_ms", "max_ms", "arrivals", "dropped", "drop_pct", "intended_mean_ms",
+    "intended_p50_ms", "intended_p95_ms", "intended_p99_ms", "lag_p99_ms", "lag_max_ms",
+    "votes_attempted", "votes_ok", "votes_db", "votes_inflight",
     "drained", "integrity", "gen_processes", "gen_cpu_pct", "littles_users", "littles_err_pct",
     "nginx_requests", "nginx_p50_ms", "xcheck", "upstream_requests", "upstream_p50_ms",
     "upstream_check", "wait_bound_rps", "uploads", "upload_fail_pct", "upload_p50_ms",
@@ -45,15 +50,19 @@ class StepContext:
     variant: str = ""  # the server label without its wait; "" in a run without waits
     upstream_ms: int | None = None  # the cell's upstream wait; None in a run without waits
     wait: Wait | None = None  # what every request waits (upstream, database); None: nothing
+    model: str = "closed"  # "open": arrivals at `rate` per second (users is then 0)
+    rate: float = math.nan
 
 
 @dataclass
 class StepRow:
     server: str
     interface: str
-    users: int
+    users: int  # the closed model's users; 0 in an open-model step, whose level is `rate`
     variant: str = ""
     upstream_ms: int | None = None
+    model: str = "closed"
+    rate: float = math.nan  # the open model's arrivals offered per second
     status: str = "ok"  # "ok": Locust ran to the end of its window; "failed": it did not
     repeat: int = 1
     window_s: int = 0
@@ -71,6 +80,19 @@ class StepRow:
     p99_ms: float = math.nan
     p999_ms: float = math.nan
     max_ms: float = math.nan
+    # The open model's: arrivals meant for the window and those dropped at the in-flight cap;
+    # latency from each request's intended start (what a visitor waits, queueing in the
+    # generator included), beside the service latency above (from the actual send); and how
+    # late the generator dispatched the arrivals.
+    arrivals: int | None = None
+    dropped: int | None = None
+    drop_pct: float = math.nan
+    intended_mean_ms: float = math.nan
+    intended_p50_ms: float = math.nan
+    intended_p95_ms: float = math.nan
+    intended_p99_ms: float = math.nan
+    lag_p99_ms: float = math.nan
+    lag_max_ms: float = math.nan
     votes_attempted: int = 0
     votes_ok: int = 0
     votes_db: int | None = None
@@ -99,6 +121,20 @@ class StepRow:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
+    @property
+    def open(self) -> bool:
+        return self.model == "open"
+
+    @property
+    def level_text(self) -> str:
+        """Where the step sits on its model's load axis, for people."""
+        return f"{self.rate:g} arrivals/s" if self.open else f"{self.users} users"
+
+    @property
+    def level_tag(self) -> str:
+        """The same, in file names: u100 (users), a12.5 (arrivals/s)."""
+        return f"a{self.rate:g}" if self.open else f"u{self.users}"
+
 
 def invalidate(row: StepRow, reason: str) -> None:
     """A check made after the records' analysis (from another component's log) failed."""
@@ -116,6 +152,7 @@ def analyse_step(records: StepRecords, ctx: StepContext, slo_ms: float = 1000.0)
     row = StepRow(ctx.server, ctx.interface, ctx.users, window_s=ctx.window_s)
     row.variant = ctx.variant
     row.upstream_ms = ctx.upstream_ms
+    row.model, row.rate = ctx.model, ctx.rate
     row.locust_exit = ctx.locust_exit
     row.votes_db = ctx.votes_db
     _audit(records, row)
@@ -128,7 +165,10 @@ def analyse_step(records: StepRecords, ctx: StepContext, slo_ms: float = 1000.0)
     row.window_start = start
     _figures(records, row, start, end, slo_ms)
     _generator(records, row, start, end)
-    _littles_law(records, row, start, end, ctx.think_mean_s)
+    if row.open:
+        _open_figures(records, row, start, end)
+    else:  # Little's law with think times: the closed model's users
+        _littles_law(records, row, start, end, ctx.think_mean_s)
     reasons = _invalid_reasons(records, row, end)
     if ctx.wait is not None:
         row.wait_bound_rps = ctx.wait.bound_rps()
@@ -166,6 +206,19 @@ def _figures(records: StepRecords, row: StepRow, start: int, end: int, slo_ms: f
         row.upload_p50_ms = records.window_histogram(
             start, end, lambda n: n == UPLOAD_KEY
         ).percentile_ms(50)
+
+
+def _open_figures(records: StepRecords, row: StepRow, start: int, end: int) -> None:
+    """Arrivals and drops of the window, latency from the intended start, dispatch lag."""
+    row.arrivals, row.dropped = records.window_arrivals(start, end)
+    row.drop_pct = 100 * row.dropped / row.arrivals if row.arrivals else math.nan
+    intended = records.window_intended_histogram(start, end)
+    row.intended_mean_ms = intended.mean_ms()
+    row.intended_p50_ms = intended.percentile_ms(50)
+    row.intended_p95_ms = intended.percentile_ms(95)
+    row.intended_p99_ms = intended.percentile_ms(99)
+    lag = records.window_lag_histogram(start, end)
+    row.lag_p99_ms, row.lag_max_ms = lag.percentile_ms(99), lag.max_ms()
 
 
 def _audit(records: StepRecords, row: StepRow) -> None:
@@ -232,4 +285,18 @@ def _invalid_reasons(records: StepRecords, row: StepRow, end: int) -> list[str]:
         )
     if row.integrity == "DATA_LOSS":
         reasons.append("votes acknowledged differ from votes counted in the database")
+    if row.open:
+        reasons += _open_reasons(row)
     return reasons
+
+
+def _open_reasons(row: StepRow) -> list[str]:
+    if not row.arrivals:
+        return ["no arrivals were meant for the window"]
+    if row.lag_p99_ms > LAG_P99_LIMIT_MS:
+        return [
+            f"load generator late: dispatch lag p99 {row.lag_p99_ms:.1f} ms > "
+            f"{LAG_P99_LIMIT_MS:g} ms (the arrivals were not the Poisson process offered); "
+            "use --processes"
+        ]
+    return []

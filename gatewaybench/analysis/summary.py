@@ -6,13 +6,14 @@ Markdown reports (report/tables.py), and so are the caveats; the rest is text.""
 from __future__ import annotations
 
 import math
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from gatewaybench.analysis.capacity import Estimate, capacity_text, estimate
+from gatewaybench.analysis.capacity import Estimate, capacity_text, estimate, open_capacity_text
 from gatewaybench.analysis.step import STEP_COLUMNS
 from gatewaybench.results.rundir import STEPS_CSV
 from gatewaybench.results.schema import read_manifest
@@ -32,7 +33,27 @@ def read_steps(run_dir: Path) -> pd.DataFrame:
             df[column] = math.nan
     if not df.empty:
         df["valid"] = df["valid"].astype(str).str.lower() == "true"
+    # Runs from before the open model: all closed.
+    df["model"] = df["model"].astype(object).where(df["model"].notna(), "closed")
     return df
+
+
+# Each load model's axis: the steps.csv column a step's level is in, and what it counts.
+LEVELS = {"closed": ("users", "users"), "open": ("rate", "arrivals/s")}
+
+
+def of_model(df: pd.DataFrame, model: str) -> pd.DataFrame:
+    """The steps of one load model (read_steps filled the model of older runs: closed; a
+    frame without the column is all closed)."""
+    if "model" not in df:
+        return df if model == "closed" else df.iloc[0:0]
+    return df[df["model"] == model]
+
+
+def level_text(rec: Mapping[Hashable, Any]) -> str:
+    """A step's level for people: "300 users", "20 arrivals/s"."""
+    column, unit = LEVELS[str(rec.get("model", "closed"))]
+    return f"{float(rec[column]):g} {unit}"
 
 
 @dataclass(frozen=True)
@@ -57,21 +78,27 @@ class PivotCell:
 
 @dataclass(frozen=True)
 class Pivot:
-    """One metric by server (rows, in run order) x users (columns, ascending): the data of a
-    seed table, whatever renders it, so every renderer marks the same cells."""
+    """One metric by server (rows, in run order) x level (columns, ascending: the closed
+    model's users, or the open model's arrivals/s): the data of a seed table, whatever renders
+    it, so every renderer marks the same cells."""
 
     servers: list[str]
-    users: list[int]
-    cells: dict[tuple[str, int], PivotCell]
+    levels: list[float]
+    cells: dict[tuple[str, float], PivotCell]
     repeats: int  # the most repeats any cell has
+    unit: str = "users"  # what the levels count
 
-    def cell(self, server: str, users: int) -> PivotCell | None:
-        """None: no step ran for this server at this many users."""
-        return self.cells.get((server, users))
+    def cell(self, server: str, level: float) -> PivotCell | None:
+        """None: no step ran for this server at this level."""
+        return self.cells.get((server, level))
 
-    def text(self, server: str, users: int, fmt: str, with_ci: bool) -> str:
-        cell = self.cell(server, users)
+    def text(self, server: str, level: float, fmt: str, with_ci: bool) -> str:
+        cell = self.cell(server, level)
         return NOT_RUN_CELL if cell is None else cell.text(fmt, with_ci)
+
+    @property
+    def headers(self) -> list[str]:
+        return [f"{level:g}" for level in self.levels]
 
     def caption_suffix(self, with_ci: bool) -> str:
         if self.repeats < 2:
@@ -90,17 +117,28 @@ class Pivot:
         return out
 
 
-def pivot(df: pd.DataFrame, column: str) -> Pivot:
-    """The seed-table pivot of steps.csv's `column` (see read_steps)."""
-    groups: dict[tuple[str, int], list[dict[Any, Any]]] = {}
+def pivot(df: pd.DataFrame, column: str, model: str = "closed") -> Pivot:
+    """The seed-table pivot of steps.csv's `column` over one load model's steps (see
+    read_steps): by users (closed) or arrivals/s (open)."""
+    level, unit = LEVELS[model]
+    if "model" in df:
+        df = of_model(df, model)
+    groups: dict[tuple[str, float], list[dict[Any, Any]]] = {}
     for rec in df.to_dict("records"):
-        groups.setdefault((str(rec["server"]), int(rec["users"])), []).append(rec)
+        groups.setdefault((str(rec["server"]), _level(rec[level])), []).append(rec)
     return Pivot(
         servers=[str(s) for s in dict.fromkeys(df["server"])],
-        users=sorted({int(u) for u in df["users"]}),
+        levels=sorted({_level(u) for u in df[level]}),
         cells={key: _pivot_cell(rows, column) for key, rows in groups.items()},
         repeats=max((len(rows) for rows in groups.values()), default=0),
+        unit=unit,
     )
+
+
+def _level(value: Any) -> float:
+    """Users are whole; rates may not be: one number type for both, as keys and for sorting."""
+    number = float(value)
+    return int(number) if number.is_integer() else number
 
 
 def _pivot_cell(rows: list[dict[Any, Any]], column: str) -> PivotCell:
@@ -130,30 +168,57 @@ def plain_text(value: Any) -> str:
     return "" if _nan(value) else str(value)
 
 
-def pivot_text(df: pd.DataFrame, column: str, title: str, fmt: str, with_ci: bool = False) -> str:
-    """A fixed-width table of pivot(df, column), its marks explained by seed_tables_text."""
-    p = pivot(df, column)
+def pivot_text(
+    df: pd.DataFrame,
+    column: str,
+    title: str,
+    fmt: str,
+    *,
+    with_ci: bool = False,
+    model: str = "closed",
+) -> str:
+    """A fixed-width table of pivot(df, column, model), its marks explained by
+    seed_tables_text."""
+    p = pivot(df, column, model)
     texts = {key: cell.text(fmt, with_ci) for key, cell in p.cells.items()}
     width = max([len(s) for s in p.servers] + [len("server")])
-    col = max([len(t) for t in texts.values()] + [len(str(u)) for u in p.users] + [6])
+    col = max([len(t) for t in texts.values()] + [len(h) for h in p.headers] + [6])
     lines = [
         title + p.caption_suffix(with_ci),
-        f"{'server':<{width}}" + "".join(f" {u:>{col}}" for u in p.users),
+        f"{'server':<{width}}" + "".join(f" {h:>{col}}" for h in p.headers),
     ]
     for server in p.servers:
-        row = "".join(f" {p.text(server, u, fmt, with_ci):>{col}}" for u in p.users)
+        row = "".join(f" {p.text(server, u, fmt, with_ci):>{col}}" for u in p.levels)
         lines.append(f"{server:<{width}}{row}")
     return "\n".join(lines)
+
+
+# The open model's tables: drops beside failures, and latency from the intended start.
+OPEN_TABLES = (
+    ("fail_pct", "Failure % by server x arrivals/s", ".1f", False),
+    ("drop_pct", "Dropped arrivals % by server x arrivals/s (in flight at --max-inflight)", ".1f",
+     False),
+    ("rps", "Requests/sec by server x arrivals/s", ".1f", True),
+    ("intended_p95_ms", "p95 from the intended start (ms) by server x arrivals/s", ".0f", False),
+)  # fmt: skip
 
 
 def seed_tables_text(df: pd.DataFrame) -> str:
     if df.empty:
         return "no steps finished"
-    parts = [
-        pivot_text(df, "fail_pct", "Failure % by server x users", ".1f"),
-        pivot_text(df, "rps", "Requests/sec by server x users", ".1f", with_ci=True),
-    ]
-    legend = pivot(df, "rps").legend()  # the marks do not depend on the metric
+    parts, legend = [], []
+    closed = of_model(df, "closed")
+    if not closed.empty:
+        parts += [
+            pivot_text(closed, "fail_pct", "Failure % by server x users", ".1f"),
+            pivot_text(closed, "rps", "Requests/sec by server x users", ".1f", with_ci=True),
+        ]
+        legend += pivot(closed, "rps").legend()  # the marks do not depend on the metric
+    opened = of_model(df, "open")
+    if not opened.empty:
+        parts += [pivot_text(opened, column, title, fmt, with_ci=ci, model="open")
+                  for column, title, fmt, ci in OPEN_TABLES]  # fmt: skip
+        legend += [m for m in pivot(opened, "rps", "open").legend() if m not in legend]
     return "\n\n".join(parts) + ("\n" + "\n".join(legend) if legend else "")
 
 
@@ -161,12 +226,10 @@ def caveats(df: pd.DataFrame) -> list[str]:
     """Plain sentences for what a reader must know before trusting the tables."""
     out = []
     for rec in df[~df["valid"]].to_dict("records"):
-        out.append(f"{rec['server']} at {rec['users']} users is invalid: {rec['invalid_reason']}")
+        out.append(f"{rec['server']} at {level_text(rec)} is invalid: {rec['invalid_reason']}")
     if "xcheck" in df:
         for rec in df[df["xcheck"].astype(str).str.startswith("DISAGREES")].to_dict("records"):
-            out.append(
-                f"{rec['server']} at {rec['users']} users: nginx cross-check {rec['xcheck']}"
-            )
+            out.append(f"{rec['server']} at {level_text(rec)}: nginx cross-check {rec['xcheck']}")
     inflight = df[df["integrity"] == "consistent"]
     if not inflight.empty:
         out.append(
@@ -197,7 +260,12 @@ def run_summary(run_dir: Path) -> str:
         f"Each step: {ramp} s ramp-up + {warmup} s warm-up (excluded), "
         f"then a {window} s steady window the figures come from."
     )
-    parts = [header, seed_tables_text(df), capacity_text(df, limits["fail_pct"], limits["slo_ms"])]
+    parts = [
+        header,
+        seed_tables_text(df),
+        capacity_text(of_model(df, "closed"), limits["fail_pct"], limits["slo_ms"]),
+        open_capacity_text(of_model(df, "open"), limits["fail_pct"], limits["slo_ms"]),
+    ]
     notes = caveats(df) + configuration_caveats(manifest)
     if notes:
         parts.append("Caveats:\n" + "\n".join(f"- {n}" for n in notes))

@@ -158,7 +158,7 @@ def _duet_trial(
             running = _Running(ctxs, {n: trials.side_spec(ctx, sides[n]) for n in SIDES}, stacks)
             steps = []
             for users, above in ((lv.low, False), (lv.high, True)):
-                ctx.progress.step_started(users)
+                ctx.progress.step_started(f"{users} users")
                 steps.append(_both(partial(running.step, cell, duet, users, above), duet.order))
                 ctx.progress.step_finished()
             pinned = {name: _cores_text(stacks[name]) for name in SIDES}

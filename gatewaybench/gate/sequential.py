@@ -60,7 +60,7 @@ def _trial(
             cell_stack = start_cell_stack(ctx, stack, cell, db.cluster, label)  # fresh, data reset
             results = []
             for users, spec in ((lv.low, ctx.spec), (lv.high, trials.above_knee(ctx.spec))):
-                ctx.progress.step_started(users)
+                ctx.progress.step_started(f"{users} users")
                 results.append(trials.trial_step(
                     ctx, spec, cell_stack, users, where=(label, tag),
                     repeat=slot.block * 4 + slot.position + 1,

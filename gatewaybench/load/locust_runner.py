@@ -21,6 +21,8 @@ from gatewaybench.stack.app import bin_dir
 from gatewaybench.stack.net import LOOPBACK, free_port
 
 LOCUSTFILE = Path(__file__).resolve().parents[2] / "loadtests" / "locustfile.py"
+# The open model: arrivals on a Poisson schedule (loadtests/openmodel.py), whatever the app.
+OPEN_LOCUSTFILE = LOCUSTFILE.with_name("locustfile_open.py")
 # Loaded beside a user's own locustfile: the harness's recording listeners, and no users.
 HARNESS_LOCUSTFILE = LOCUSTFILE.with_name("harness.py")
 HARD_CAP_SLACK_S = 30  # --run-time backstop, in case the scenario's own stop never fires
@@ -29,20 +31,45 @@ WAIT_POLL_S = 0.5
 
 
 @dataclass(frozen=True)
+class OpenStep:
+    """An open-model step: Poisson arrivals at `rate` per second, at most `max_inflight`
+    sessions in flight (loadtests/arrivals.py reads these as GB_* variables)."""
+
+    rate: float
+    max_inflight: int
+    seed: int
+
+
+@dataclass(frozen=True)
 class StepPlan:
-    users: int
+    users: int  # the closed model's; an open step runs one idle user per process
     host_port: int
     record_dir: Path
     csv_prefix: Path
     question_ids: tuple[int, ...]
     gen_processes: int = 1  # Locust processes generating the load (--processes)
     locustfile: Path | None = None  # a user's scenario; None: the polls scenario
+    open_step: OpenStep | None = None  # None: the closed model
 
     @property
     def locustfiles(self) -> str:
+        if self.open_step is not None:
+            return str(OPEN_LOCUSTFILE)
         if self.locustfile is None:
             return str(LOCUSTFILE)
         return f"{self.locustfile},{HARNESS_LOCUSTFILE}"
+
+    @property
+    def locust_users(self) -> int:
+        """Locust's --users: the closed model's users; the open model's arrivals belong to no
+        user, but Locust starts a test only with one (an idle one per process)."""
+        return self.users if self.open_step is None else self.gen_processes
+
+    @property
+    def name(self) -> str:
+        if self.open_step is None:
+            return f"{self.users} users"
+        return f"{self.open_step.rate:g} arrivals/s"
 
 
 def run_time_cap_s(load: LoadSettings) -> int:
@@ -55,8 +82,8 @@ def locust_argv(bin_dir: Path, load: LoadSettings, plan: StepPlan, master_port: 
         f"--locustfile={plan.locustfiles}",
         "--headless",
         f"--host=http://{LOOPBACK}:{plan.host_port}",
-        f"--users={plan.users}",
-        f"--spawn-rate={load.spawn_rate(plan.users):g}",
+        f"--users={plan.locust_users}",
+        f"--spawn-rate={load.spawn_rate(plan.locust_users):g}",
         f"--run-time={run_time_cap_s(load)}s",
         f"--stop-timeout={load.stop_timeout_s:g}",
         f"--csv={plan.csv_prefix}",
@@ -89,9 +116,19 @@ def locust_env(base: dict[str, str], load: LoadSettings, plan: StepPlan) -> dict
             "GB_SLOW_UPLOAD_PCT": str(load.slow_upload_pct),
             "GB_SLOW_UPLOAD_KB": str(load.slow_upload_kb),
             "GB_SLOW_UPLOAD_KBPS": f"{load.slow_upload_kbps:g}",
+            "GB_ARRIVAL": load.arrival,
+            "GB_ARRIVAL_PATH": load.arrival_path,
             "PYTHONUNBUFFERED": "1",
         }
     )
+    if plan.open_step is not None:
+        env.update(
+            {
+                "GB_RATE": repr(plan.open_step.rate),
+                "GB_MAX_INFLIGHT": str(plan.open_step.max_inflight),
+                "GB_ARRIVAL_SEED": str(plan.open_step.seed),
+            }
+        )
     return env
 
 
@@ -100,7 +137,7 @@ def start_step(
 ) -> process.ManagedProcess:
     plan.record_dir.mkdir(parents=True, exist_ok=True)
     return process.start(
-        f"locust ({plan.users} users)",
+        f"locust ({plan.name})",
         locust_argv(bin_dir(), load, plan, free_port()),
         log_path=log_path,
         env=locust_env(base_env, load, plan),

@@ -7,7 +7,7 @@ analysis (pure, in gatewaybench.analysis) can always be redone from disk.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +74,10 @@ def measure_step(
     gen_processes: int,
     step_dir: Path,
     locust_log: Path,
+    open_step: locust_runner.OpenStep | None = None,
 ) -> StepResult:
+    """One step: `users` of the closed model or, with `open_step`, the open model's arrivals
+    (users then 0)."""
     load = spec.load
     plan = locust_runner.StepPlan(
         users,
@@ -84,6 +87,7 @@ def measure_step(
         cell_stack.question_ids,
         gen_processes,
         cell_stack.locustfile,
+        open_step,
     )
     step_dir.mkdir(parents=True, exist_ok=True)
     mark = cell_stack.components.mark()
@@ -94,6 +98,8 @@ def measure_step(
     logs = cell_stack.components.logs_since(mark)
     samples, code = measured.samples, measured.code
     context = _context(cell_stack, users, load, votes, code)
+    if open_step is not None:
+        context = replace(context, model="open", rate=open_step.rate)
     return analyse_measured(
         spec, context, repeat=repeat, step_dir=step_dir, samples=samples, logs=logs
     )
@@ -133,6 +139,7 @@ def analyse_measured(
         server=context.server,
         repeat=repeat,
         users=context.users,
+        rate=context.rate,
     )
     # The front's log, parsed once for both checks (None: its access log is off).
     front = parse_access(logs.nginx_access) if logs.nginx_access else None
@@ -140,7 +147,13 @@ def analyse_measured(
     _check_upstream(row, front, logs.upstream_access, context.wait)
     resources = (
         resource_rows(
-            samples, server=context.server, repeat=repeat, users=context.users, start=start, end=end
+            samples,
+            server=context.server,
+            repeat=repeat,
+            users=context.users,
+            start=start,
+            end=end,
+            rate=context.rate,
         )
         if row.status == "ok"
         else []

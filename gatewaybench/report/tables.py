@@ -43,15 +43,16 @@ def _number(value: Any, fmt: str) -> str:
     return "n/a" if math.isnan(number) else format(number, fmt)
 
 
-def seed_table(steps: pd.DataFrame, column: str, caption: str, fmt: str,
-               coloured: bool = False) -> Table:  # fmt: skip
-    """server (rows) x users (columns) from analysis.summary.pivot, the terminal's pivot: the same
-    cells marked invalid or FAIL; repeats averaged, and the caption says so."""
-    p = pivot(steps, column)
-    table = Table(caption + p.caption_suffix(with_ci=False), ["server", *map(str, p.users)])
+def seed_table(steps: pd.DataFrame, column: str, caption: str, fmt: str, *,
+               coloured: bool = False, model: str = "closed") -> Table:  # fmt: skip
+    """server (rows) x level (columns: users, or the open model's arrivals/s) from
+    analysis.summary.pivot, the terminal's pivot: the same cells marked invalid or FAIL;
+    repeats averaged, and the caption says so."""
+    p = pivot(steps, column, model)
+    table = Table(caption + p.caption_suffix(with_ci=False), ["server", *p.headers])
     for server in p.servers:
         cells = [TableCell(server, "rowhead")]
-        cells += [_seed_cell(p.cell(server, u), fmt, coloured) for u in p.users]
+        cells += [_seed_cell(p.cell(server, u), fmt, coloured) for u in p.levels]
         table.rows.append(cells)
     table.note = " ".join(p.legend())
     return table

@@ -108,7 +108,7 @@ class RunRecorder:
     ) -> None:
         """Persist one finished step: its row, its failures and its resource figures."""
         self.rows.append(row)
-        name = f"{row.server}-r{row.repeat}-u{row.users}.json"
+        name = f"{row.server}-r{row.repeat}-{row.level_tag}.json"
         write_json(self.path / "steps" / name, row.to_json())
         write_csv(self.path / STEPS_CSV, STEP_COLUMNS, (r.to_json() for r in self.rows))
         if failures:

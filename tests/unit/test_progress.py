@@ -39,7 +39,7 @@ def test_before_any_step_the_estimate_is_the_plan() -> None:
 def test_the_running_step_counts_down_but_never_below_the_rest() -> None:
     t = tracker()
     t.unit_started()
-    t.step_started(100, now=5.0)
+    t.step_started("100 users", now=5.0)
     assert t.eta_s(8.0) == 57.0  # 6 steps of 10 s, 3 s into the first
     assert t.eta_s(40.0) == 50.0  # a slow step: at most its planned length is counted done
     assert t.describe(8.0) == "cell 1/2 gunicorn, step 1/3 (100 users), 0:08 elapsed, <1 min left"
@@ -48,11 +48,11 @@ def test_the_running_step_counts_down_but_never_below_the_rest() -> None:
 def test_measured_steps_correct_the_plan() -> None:
     t = tracker()
     t.unit_started()
-    t.step_started(100, now=5.0)
+    t.step_started("100 users", now=5.0)
     t.step_finished(now=25.0)  # 20 s, not the 10 s planned
     assert t.step_time_s() == 20.0
     assert t.eta_s(25.0) == 5 * 20.0
-    t.step_started(200, now=27.0)
+    t.step_started("200 users", now=27.0)
     t.step_finished(now=45.0)  # from the first step's start: 40 s for 2 steps, gaps included
     assert t.step_time_s() == 20.0
     assert t.eta_s(45.0) == 4 * 20.0
@@ -61,7 +61,7 @@ def test_measured_steps_correct_the_plan() -> None:
 def test_a_failed_cell_takes_its_steps_not_run_out_of_the_plan() -> None:
     t = tracker()
     t.unit_started()
-    t.step_started(100, now=0.0)
+    t.step_started("100 users", now=0.0)
     t.step_finished(now=10.0)
     t.unit_finished()  # failed after 1 of 3 steps
     assert t.remaining_steps() == 3
@@ -81,10 +81,10 @@ def test_unknown_steps_give_no_estimate_until_they_are_known() -> None:
 def test_a_step_added_to_a_running_cell_extends_the_plan() -> None:
     t = tracker({"gunicorn": 1, "uvicorn": 1})
     t.unit_started()
-    t.step_started(100, now=0.0)
+    t.step_started("100 users", now=0.0)
     t.step_finished(now=10.0)
     t.steps["gunicorn"] = 2  # a lower step, to bracket the knee from below
-    t.step_started(50, now=10.0)
+    t.step_started("50 users", now=10.0)
     assert t.remaining_steps() == 2
     assert "step 2/2 (50 users)" in t.describe(12.0)
 
@@ -125,12 +125,12 @@ def test_plain_lines_come_at_most_every_interval_between_messages() -> None:
     progress.plan(UNITS, {"gunicorn": 2, "uvicorn": 2}, 10.0)  # t=0: a line
     clock.now = 3.0
     progress.unit_started()
-    progress.step_started(100)  # too soon for another
+    progress.step_started("100 users")  # too soon for another
     progress.say("[gunicorn] starting")  # messages are never held back
     clock.now = 33.0
     progress.step_finished()  # due again: 30 s a step, measured, for the 3 left
     clock.now = 35.0
-    progress.step_started(200)
+    progress.step_started("200 users")
     assert stream.getvalue().splitlines() == [
         "progress: starting, 0:00 elapsed, <1 min left",
         "[gunicorn] starting",
