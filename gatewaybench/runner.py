@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 from gatewaybench.analysis.summary import run_summary
 from gatewaybench.backend import Backend
-from gatewaybench.calibration import calibrate_steps
+from gatewaybench.calibration import calibrate_rates, calibrate_steps
 from gatewaybench.cells import run_cell
 from gatewaybench.context import Context, RunDatabase
 from gatewaybench.errors import GatewaybenchError, Interrupted
@@ -169,6 +169,12 @@ def _run_matrix(ctx: Context) -> list[str]:
                 with ctx.rec.phase("calibrate"):
                     calibrate_steps(ctx, db)
                 for label in ctx.steps:
+                    ctx.progress.set_steps(label, _step_count(ctx, label) or 0)
+            if not spec.load.rates and "open" in spec.load.models:
+                ctx.progress.phase("calibrating the open model")
+                with ctx.rec.phase("calibrate open"):
+                    calibrate_rates(ctx, db)
+                for label in ctx.rates:
                     ctx.progress.set_steps(label, _step_count(ctx, label) or 0)
             failed: list[str] = []
             # Repeats interleave cells (A B C, A B C) so slow drift hits every cell alike.

@@ -357,7 +357,7 @@ def _calibrate(ctx: Context, side: Side, db: SideDb, cell: Cell, opts: GateOptio
     with as_side(ctx, side, db):
         probes = probe_cell(ctx, cell, db.cluster, f"calibrate-{cell.label}")
     knee = knee_search.knee(probes)
-    failed_at = probes[-1].users if not probes[-1].held else 2 * probes[-1].users
+    failed_at = probes[-1].level if not probes[-1].held else 2 * probes[-1].level
     share = STACKS[opts.design]
     low = max(knee_search.MIN_USERS, knee // (2 * share))
     levels = Levels(knee, low, max(failed_at * 3 // (2 * share), 10))

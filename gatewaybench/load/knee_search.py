@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from gatewaybench.analysis.step import StepRow
 from gatewaybench.spec import LoadSettings, Thresholds
 
-PROBE_START = 10
+PROBE_START = 10  # users; the open model's probes start at as many arrivals/s
 PROBE_MAX = 1280  # doubling from 10: at most 8 probes per cell
 PROBE_MIN = 1
 STEPS = 7
@@ -29,7 +29,7 @@ MIN_USERS = 5
 
 @dataclass(frozen=True)
 class Probe:
-    users: int
+    level: int  # users (the closed model), or arrivals/s (the open model's --rate auto)
     rps: float
     p95_ms: float
     fail_pct: float
@@ -43,39 +43,45 @@ def probe_load(load: LoadSettings) -> LoadSettings:
 
 
 def judge(row: StepRow, limits: Thresholds) -> Probe:
+    """Held or not, by capacity's test: for the open model, drops count like failures and the
+    p95 judged is the one from the intended start (analysis.capacity.held_open)."""
+    p95 = row.intended_p95_ms if row.open else row.p95_ms
     if row.status != "ok" or not row.valid:
         held, reason = False, row.invalid_reason or row.status
     elif row.fail_pct > limits.fail_pct:
         held, reason = False, f"{row.fail_pct:.1f}% failed"
-    elif row.p95_ms > limits.slo_ms:
-        held, reason = False, f"p95 {row.p95_ms:.0f} ms > {limits.slo_ms:.0f} ms"
+    elif row.open and row.drop_pct > limits.fail_pct:
+        held, reason = False, f"{row.drop_pct:.1f}% of arrivals dropped"
+    elif p95 > limits.slo_ms:
+        held, reason = False, f"p95 {p95:.0f} ms > {limits.slo_ms:.0f} ms"
     else:
         held, reason = True, "held"
-    return Probe(row.users, row.rps, row.p95_ms, row.fail_pct, held, reason)
+    level = round(row.rate) if row.open else row.users
+    return Probe(level, row.rps, p95, row.fail_pct, held, reason)
 
 
 def next_level(probes: list[Probe], start: int = PROBE_START) -> int | None:
-    """The next probe's users, or None when the knee is found: double while held; when the
+    """The next probe's level, or None when the knee is found: double while held; when the
     first probe failed, halve until one holds."""
     if not probes:
         return start
     last = probes[-1]
     if probes[0].held:
-        return 2 * last.users if last.held and 2 * last.users <= PROBE_MAX else None
-    if last.held or last.users <= PROBE_MIN:
+        return 2 * last.level if last.held and 2 * last.level <= PROBE_MAX else None
+    if last.held or last.level <= PROBE_MIN:
         return None
-    return max(PROBE_MIN, last.users // 2)
+    return max(PROBE_MIN, last.level // 2)
 
 
 def knee(probes: list[Probe]) -> int:
     """The largest level held below the first that failed (0: none held)."""
     if probes and not probes[0].held:  # searched downwards: the first level that held
-        return next((p.users for p in probes if p.held), 0)
+        return next((p.level for p in probes if p.held), 0)
     last = 0
     for p in probes:
         if not p.held:
             break
-        last = p.users
+        last = p.level
     return last
 
 

@@ -43,7 +43,7 @@ def _assert_searched(probes: list[dict[str, object]], start: int) -> None:
     """The probes are the search's own sequence from `start`, and it ended at the knee."""
     seen: list[knee_search.Probe] = []
     for p in probes:
-        assert knee_search.next_level(seen, start) == p["users"], (seen, p)
+        assert knee_search.next_level(seen, start) == p["level"], (seen, p)
         seen.append(knee_search.Probe(**p))  # type: ignore[arg-type]
     assert knee_search.next_level(seen, start) is None
 

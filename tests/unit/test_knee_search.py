@@ -15,7 +15,7 @@ def test_probe_levels_double_up_to_the_cap() -> None:
     held: list[knee_search.Probe] = []
     while (users := knee_search.next_level(held)) is not None:
         held.append(probe(users, True))
-    assert [p.users for p in held] == [10, 20, 40, 80, 160, 320, 640, 1280]
+    assert [p.level for p in held] == [10, 20, 40, 80, 160, 320, 640, 1280]
 
 
 def test_the_search_doubles_while_held_and_halves_when_the_first_fails() -> None:

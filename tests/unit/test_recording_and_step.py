@@ -347,3 +347,53 @@ def test_the_open_model_keys_round_trip_and_old_readers_ignore_them(tmp_path: Pa
     records = read_step_records(tmp_path)
     (second,) = records.processes[0].seconds
     assert records.window_histogram(second, second + 1).total == 1
+
+
+OPEN_CTX = StepContext(
+    "gunicorn", "wsgi", 0, warmup_s=2, window_s=10, think_mean_s=math.nan, votes_db=None,
+    locust_exit=0, model="open", rate=20.0,
+)  # fmt: skip
+
+
+def _open_record(tmp_path: Path, *, lag_ms: float, dropped_per_s: int) -> None:
+    """An open-model step: 20 arrivals/s meant for each second, `dropped_per_s` of them
+    dropped; each request served in 40 ms, 40 ms + the lag from its intended start."""
+    start, end = window_bounds(T0, 2, 10)
+    seconds = {s: {"GET /polls/": _bucket(20 - dropped_per_s, 40)} for s in range(start, end)}
+    _write(
+        tmp_path,
+        seconds=seconds,
+        events={"spawning_complete": T0, "test_stopping": end + 0.25},
+        votes={},
+        cpu=[(start, 0.0), (end, 1.0)],
+    )
+    (path,) = tmp_path.glob("record-*.json")
+    data = json.loads(path.read_text())
+    data["intended"] = {
+        str(s): {"GET /polls/": _bucket(20 - dropped_per_s, 40 + lag_ms)} for s in seconds
+    }
+    data["arrivals"] = {str(s): {"arrivals": 20, "dropped": dropped_per_s} for s in seconds}
+    data["lag"] = {str(s): {"count": 20, "hist": {str(bucket_us(lag_ms)): 20}} for s in seconds}
+    path.write_text(json.dumps(data))
+
+
+def test_an_open_step_reports_arrivals_drops_and_both_latencies(tmp_path: Path) -> None:
+    _open_record(tmp_path, lag_ms=0.5, dropped_per_s=5)
+    row = analyse_step(read_step_records(tmp_path), OPEN_CTX)
+    assert (row.model, row.rate, row.users) == ("open", 20.0, 0)
+    assert (row.arrivals, row.dropped, row.drop_pct) == (200, 50, 25.0)
+    assert row.requests == 150 and row.p50_ms == pytest.approx(40, rel=1e-3)
+    assert row.intended_p95_ms == pytest.approx(40.5, rel=1e-3)
+    assert row.intended_mean_ms - row.mean_ms == pytest.approx(0.5, abs=0.05)
+    assert row.lag_p99_ms == pytest.approx(0.5, rel=1e-3)
+    assert math.isnan(row.littles_err_pct)  # Little's law with think times is the closed model's
+    assert row.valid, row.invalid_reason  # drops are a result, not a flaw of the measurement
+    assert (row.level_text, row.level_tag) == ("20 arrivals/s", "a20")
+
+
+def test_an_open_step_whose_generator_ran_late_is_invalid(tmp_path: Path) -> None:
+    _open_record(tmp_path, lag_ms=25, dropped_per_s=0)
+    row = analyse_step(read_step_records(tmp_path), OPEN_CTX)
+    assert not row.valid
+    assert "load generator late: dispatch lag p99 25.0 ms > 10 ms" in row.invalid_reason
+    assert row.intended_p50_ms - row.p50_ms == pytest.approx(25, rel=1e-2)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 
@@ -102,3 +103,43 @@ def test_spawn_rate_follows_ramp() -> None:
     load = LoadSettings(ramp_s=4)
     assert load.spawn_rate(400) == 100
     assert load.spawn_rate(2) == 1  # never below one user per second
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model", "open"], "--model open needs arrival rates"),
+        (["--model", "open", "--rate", ""], "rate list '' is empty"),
+        (["--model", "open", "--rate", "10,5"], "must be strictly increasing"),
+        (["--model", "open", "--rate", "0,5"], "arrival rates must be positive"),
+        (["--model", "open", "--rate=-5:10:5"], "arrival rates must be positive"),
+        (["--model", "open", "--rate", "abc"], "is malformed"),
+        (["--rate", "5"], "--rate applies to the open model"),
+        (["--model", "closed", "--rate", "5"], "--rate applies to the open model"),
+        (["--model", "open", "--rate", "5", "--users", "10"], "--users applies to the closed"),
+        (["--model", "open", "--rate", "5", "--max-inflight", "0"], "--max-inflight must be at"),
+        (["--model", "open", "--rate", "5", "--arrival", "visit"], "--arrival 'visit'"),
+        (["--model", "open,sideways", "--rate", "5"], "--model 'open,sideways' is not valid"),
+    ],
+)
+def test_open_model_bad_input_is_one_line_and_exit_2(
+    args: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gatewaybench import cli
+
+    code = cli.main(["run", "--reports-dir", str(tmp_path / "reports"), *args], environ={})
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and message in err, err
+    assert not (tmp_path / "reports").exists()  # nothing started, nothing written
+
+
+def test_both_models_take_their_own_steps() -> None:
+    from gatewaybench.config import build_spec
+    from gatewaybench.spec import parse_rates
+
+    given = {"model": ("closed", "open"), "users": (10, 20), "rate": parse_rates("5:15:5")}
+    spec = build_spec(given)
+    assert spec.load.models == ("closed", "open")
+    assert spec.load.users == (10, 20) and spec.load.rates == (5.0, 10.0, 15.0)
+    assert spec.to_json()["load"]["max_inflight"] == 1000  # recorded in the manifest
