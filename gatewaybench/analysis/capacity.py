@@ -120,8 +120,20 @@ def open_capacity_of(steps: pd.DataFrame, fail_pct_max: float, slo_ms: float) ->
     return capacity
 
 
+def open_capacities(df: pd.DataFrame, fail_pct_max: float, slo_ms: float) -> list[Capacity]:
+    """Per server of the open model's steps: arrivals/s held (repeats as an estimate) and the
+    plateau of successful requests/s on valid steps."""
+    out = []
+    for server in dict.fromkeys(df["server"]):
+        per_repeat = [g for _, g in df[df["server"] == server].groupby("repeat")]
+        caps = [open_capacity_of(g, fail_pct_max, slo_ms) for g in per_repeat]
+        plateaus = [p for p in map(plateau_rps, per_repeat) if not math.isnan(p)]
+        out.append(Capacity(str(server), estimate(caps), estimate(plateaus)))
+    return out
+
+
 def open_capacity_text(df: pd.DataFrame, fail_pct_max: float, slo_ms: float) -> str:
-    """The open model's capacity per server: arrivals/s held, repeats as an estimate."""
+    """The open model's capacity per server, for the terminal."""
     if df.empty:
         return ""
     lines = [
@@ -129,9 +141,9 @@ def open_capacity_text(df: pd.DataFrame, fail_pct_max: float, slo_ms: float) -> 
         f"< {fail_pct_max:g} %, p95 from the intended start <= {slo_ms:g} ms)"
     ]
     width = max(len(s) for s in df["server"].astype(str))
-    for server in dict.fromkeys(df["server"]):
-        per_repeat = [g for _, g in df[df["server"] == server].groupby("repeat")]
-        cap = estimate([open_capacity_of(g, fail_pct_max, slo_ms) for g in per_repeat])
-        text = "below the first rate" if cap.mean == 0 else f"{cap.text('.3g')} arrivals/s"
-        lines.append(f"{server!s:<{width}}  {text}")
+    for c in open_capacities(df, fail_pct_max, slo_ms):
+        held = c.capacity.text(".3g") + " arrivals/s"
+        cap = "below the first rate" if c.capacity.mean == 0 else held
+        plateau = c.plateau.text(".1f")
+        lines.append(f"{c.server:<{width}}  {cap}; plateau {plateau} successful req/s")
     return "\n".join(lines)

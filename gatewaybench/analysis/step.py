@@ -15,9 +15,14 @@ from typing import Any
 from gatewaybench.analysis.records import PSEUDO_KEYS, TASK_KEY, UPLOAD_KEY, StepRecords
 from gatewaybench.analysis.waits import Wait, bound_problem
 
-# The open model: a generator that dispatches arrivals later than this (p99 over the window)
-# has reshaped the arrival process it was meant to offer, so the step is invalid.
+# The open model: a generator that dispatches arrivals late shifts every latency from the
+# intended start by its lag and reshapes the arrivals on the lag's time scale. Both are
+# negligible while the lag is small against what a visitor waits; the step is invalid when the
+# lag's p99 exceeds both LAG_P99_LIMIT_MS and LAG_SHARE of the p95 from the intended start (on
+# 2 cores a saturated server alone delays the generator's wake-ups by 10-50 ms: measured, and
+# harmless to a p95 of seconds).
 LAG_P99_LIMIT_MS = 10.0
+LAG_SHARE = 0.05
 GEN_CPU_LIMIT_PCT = 80.0  # per generating process (each Locust process uses one core at most)
 LITTLE_TOLERANCE_PCT = 15.0
 PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
@@ -293,10 +298,12 @@ def _invalid_reasons(records: StepRecords, row: StepRow, end: int) -> list[str]:
 def _open_reasons(row: StepRow) -> list[str]:
     if not row.arrivals:
         return ["no arrivals were meant for the window"]
-    if row.lag_p99_ms > LAG_P99_LIMIT_MS:
+    limit = max(LAG_P99_LIMIT_MS, LAG_SHARE * row.intended_p95_ms)
+    if row.lag_p99_ms > limit:
         return [
-            f"load generator late: dispatch lag p99 {row.lag_p99_ms:.1f} ms > "
-            f"{LAG_P99_LIMIT_MS:g} ms (the arrivals were not the Poisson process offered); "
-            "use --processes"
+            f"load generator late: dispatch lag p99 {row.lag_p99_ms:.1f} ms > {limit:.0f} ms "
+            f"(the larger of {LAG_P99_LIMIT_MS:g} ms and {100 * LAG_SHARE:g} % of the p95 from "
+            "the intended start): the arrivals were not the Poisson process offered; give the "
+            "generator a core (--processes, or fewer cells' load at once)"
         ]
     return []

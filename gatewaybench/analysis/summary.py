@@ -260,6 +260,11 @@ def run_summary(run_dir: Path) -> str:
         f"Each step: {ramp} s ramp-up + {warmup} s warm-up (excluded), "
         f"then a {window} s steady window the figures come from."
     )
+    if of_model(df, "closed").empty:  # arrivals need no users spawned first
+        header = (
+            f"Each step: arrivals from its start, {warmup} s warm-up (excluded), "
+            f"then a {window} s steady window the figures come from."
+        )
     parts = [
         header,
         seed_tables_text(df),

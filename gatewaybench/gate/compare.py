@@ -199,7 +199,8 @@ def _judge_interval(
 
 
 def compare_runs(base_dir: Path, cand_dir: Path) -> Comparison:
-    base, cand = load_run(base_dir), load_run(cand_dir)
+    # Users steps are what it compares: an open model's rate steps are left out.
+    base, cand = (load_run(d).of_model("closed") for d in (base_dir, cand_dir))
     servers = list(dict.fromkeys([*base.servers, *cand.servers]))
     users_at = {s: sub_knee_users(base, cand, s) for s in servers}
     return compare_runs_verdicts(run_values(base, users_at), run_values(cand, users_at))

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from gatewaybench.analysis.capacity import Capacity, capacities
-from gatewaybench.analysis.summary import read_steps
+from gatewaybench.analysis.capacity import Capacity, capacities, open_capacities
+from gatewaybench.analysis.summary import of_model, read_steps
 from gatewaybench.errors import UsageError
 from gatewaybench.results.rundir import FAILURES_CSV, RESOURCES_CSV, STEPS_CSV
 from gatewaybench.results.schema import read_manifest
@@ -38,11 +38,42 @@ class RunData:
     def servers(self) -> list[str]:
         return [str(s) for s in dict.fromkeys(self.steps["server"])] if not self.steps.empty else []
 
+    @property
+    def has_open(self) -> bool:
+        """Whether any step of the run is an open-model step."""
+        return not of_model(self.steps, "open").empty
+
+    def of_model(self, model: str) -> RunData:
+        """The run as if only one load model had run: its steps, and the resources and
+        failures rows of those steps."""
+        return replace(
+            self,
+            steps=of_model(self.steps, model),
+            failures=rows_of_model(self.failures, model),
+            resources=rows_of_model(self.resources, model),
+        )
+
     def capacities(self) -> list[Capacity]:
-        if self.steps.empty:
+        """The closed model's: users held."""
+        closed = of_model(self.steps, "closed")
+        if closed.empty:
             return []
         t = self.thresholds
-        return capacities(self.steps, t["fail_pct"], t["slo_ms"])
+        return capacities(closed, t["fail_pct"], t["slo_ms"])
+
+    def open_capacities(self) -> list[Capacity]:
+        """The open model's: arrivals/s held (repeats as an estimate), and its plateau."""
+        t = self.thresholds
+        return open_capacities(of_model(self.steps, "open"), t["fail_pct"], t["slo_ms"])
+
+
+def rows_of_model(df: pd.DataFrame, model: str) -> pd.DataFrame:
+    """resources.csv or failures.csv rows of one load model's steps: an open step's rows have
+    users 0 and a rate; rows without a rate column (older runs) are all closed."""
+    if df.empty or "rate" not in df:
+        return df if model == "closed" else df.iloc[0:0]
+    closed = (df["users"] > 0) | df["rate"].isna()
+    return df[closed] if model == "closed" else df[~closed]
 
 
 def _optional_csv(path: Path) -> pd.DataFrame:

@@ -20,7 +20,7 @@ from matplotlib.figure import Figure as MplFigure
 from matplotlib.lines import Line2D
 
 from gatewaybench.analysis.crossover import Crossover, Point
-from gatewaybench.analysis.summary import pivot
+from gatewaybench.analysis.summary import LEVELS, of_model, pivot
 from gatewaybench.servers import REGISTRY
 
 matplotlib.rcParams.update(
@@ -62,28 +62,35 @@ def to_svg(fig: MplFigure) -> str:
     return text[text.index("<svg") :]  # drop the XML prolog: it is inlined in HTML
 
 
-def _mean_by_users(df: pd.DataFrame, column: str) -> pd.DataFrame:
-    """One point per users step: the seed table's cell (mean of the finished repeats), flagged
-    invalid by the seed tables' one rule (any invalid or failed repeat)."""
-    p = pivot(df, column)
+def _mean_by_level(df: pd.DataFrame, column: str, model: str = "closed") -> pd.DataFrame:
+    """One point per step level (users, or arrivals/s): the seed table's cell (mean of the
+    finished repeats), flagged invalid by the seed tables' one rule (any invalid or failed
+    repeat)."""
+    p = pivot(df, column, model)
     points = [
-        (users, cell.value.mean, not cell.invalid)
-        for (_, users), cell in sorted(p.cells.items(), key=lambda item: item[0][1])
+        (level, cell.value.mean, not cell.invalid)
+        for (_, level), cell in sorted(p.cells.items(), key=lambda item: item[0][1])
         if cell.value.n > 0
     ]
-    return pd.DataFrame(points, columns=["users", "value", "valid"])
+    return pd.DataFrame(points, columns=["level", "value", "valid"])
 
 
 def _plot_servers(
-    ax: Axes, steps: pd.DataFrame, column: str, linestyle: str = "-", label_suffix: str = ""
+    ax: Axes,
+    steps: pd.DataFrame,
+    column: str,
+    linestyle: str = "-",
+    label_suffix: str = "",
+    *,
+    model: str = "closed",
 ) -> None:
     for server in dict.fromkeys(steps["server"]):
-        data = _mean_by_users(steps[steps["server"] == server], column)
+        data = _mean_by_level(steps[steps["server"] == server], column, model)
         if data.empty:
             continue
         color = color_of(str(server))
         ax.plot(
-            data["users"],
+            data["level"],
             data["value"],
             linestyle=linestyle,
             marker="o",
@@ -92,22 +99,30 @@ def _plot_servers(
             label=f"{server}{label_suffix}",
         )
         bad = data[~data["valid"]]
-        ax.plot(bad["users"], bad["value"], linestyle="none", marker="x", markersize=8, color=color)
+        ax.plot(bad["level"], bad["value"], linestyle="none", marker="x", markersize=8, color=color)
 
 
 def metric_figure(
-    steps: pd.DataFrame, column: str, title: str, ylabel: str, log: bool = False
+    steps: pd.DataFrame,
+    column: str,
+    title: str,
+    ylabel: str,
+    log: bool = False,
+    *,
+    model: str = "closed",
 ) -> Figure:
+    """One metric against the model's level (users, or arrivals/s), one line per server."""
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
-    _plot_servers(ax, steps, column)
-    ax.set(title=title, xlabel="users", ylabel=ylabel)
+    _plot_servers(ax, steps, column, model=model)
+    ax.set(title=title, xlabel=LEVELS[model][1], ylabel=ylabel)
     if log:
         ax.set_yscale("log")
     else:
         ax.set_ylim(bottom=0)  # counts and percentages: a zero baseline, never below
     ax.legend(fontsize=8)
     alt = f"{title} ({ylabel}), one line per server; an x marks an invalid step"
-    return Figure(column, title, alt, to_svg(fig))
+    key = column if model == "closed" else f"open_{column}"
+    return Figure(key, title, alt, to_svg(fig))
 
 
 def latency_figure(steps: pd.DataFrame) -> Figure:
@@ -119,6 +134,91 @@ def latency_figure(steps: pd.DataFrame) -> Figure:
     ax.legend(fontsize=7, ncol=2)
     alt = "p50 (solid), p95 (dashed) and p99 (dotted) latency in ms per server, log scale"
     return Figure("latency", "Latency percentiles vs users", alt, to_svg(fig))
+
+
+def open_latency_figure(steps: pd.DataFrame) -> Figure:
+    """The open model's p95: from each request's intended start (what a visitor waits,
+    solid) and from the actual send (the service latency, dashed), against arrivals/s."""
+    title = "p95 latency vs arrivals/s"
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    _plot_servers(ax, steps, "intended_p95_ms", "-", " p95 intended", model="open")
+    _plot_servers(ax, steps, "p95_ms", "--", " p95 service", model="open")
+    ax.set(title=title, xlabel="arrivals/s", ylabel="ms (log scale)")
+    ax.set_yscale("log")
+    ax.legend(fontsize=7, ncol=2, handlelength=3)  # long enough to show dashes
+    alt = (
+        "p95 latency in ms per server against the arrival rate, log scale: from each request's "
+        "intended start (solid: what a visitor waits) and from the actual send (dashed: the "
+        "service latency); an x marks an invalid step"
+    )
+    return Figure("open_latency", title, alt, to_svg(fig))
+
+
+def open_figures(steps: pd.DataFrame) -> Sequence[Figure]:
+    """The open-model steps' figures, against the arrival rate offered."""
+    if steps.empty:
+        return []
+    return [
+        metric_figure(steps, "fail_pct", "Failure % vs arrivals/s", "failed requests (%)",
+                      model="open"),
+        metric_figure(steps, "drop_pct", "Dropped arrivals % vs arrivals/s",
+                      "arrivals dropped at --max-inflight (%)", model="open"),
+        metric_figure(steps, "rps", "Requests/sec vs arrivals/s", "requests per second",
+                      model="open"),
+        open_latency_figure(steps),
+    ]  # fmt: skip
+
+
+def _throughput_points(steps: pd.DataFrame, column: str, model: str) -> pd.DataFrame:
+    """Per step level: mean achieved req/s (x) and mean `column` (y), in level order."""
+    rps = _mean_by_level(steps, "rps", model)
+    value = _mean_by_level(steps, column, model)
+    return rps.merge(value, on="level", suffixes=("_rps", "")).drop(columns="valid_rps")
+
+
+def both_models_servers(steps: pd.DataFrame) -> list[str]:
+    """Servers (cells) with closed and open steps both, in run order."""
+    closed = set(of_model(steps, "closed")["server"])
+    opened = set(of_model(steps, "open")["server"])
+    return [str(s) for s in dict.fromkeys(steps["server"]) if s in closed and s in opened]
+
+
+def _plot_throughput(ax: Axes, data: pd.DataFrame, color: str, style: str, *, marker: str,
+                     label: str) -> None:  # fmt: skip
+    ax.plot(data["value_rps"], data["value"], linestyle=style, marker=marker, markersize=4,
+            color=color, label=label)  # fmt: skip
+    bad = data[~data["valid"]]
+    ax.plot(bad["value_rps"], bad["value"], linestyle="none", marker="x", markersize=8,
+            color=color)  # fmt: skip
+
+
+def closed_vs_open_figure(steps: pd.DataFrame) -> Figure | None:
+    """p95 against achieved req/s for each server that ran both models: what the closed
+    model reports (its p95) beside what arriving visitors wait (the open model's p95 from
+    the intended start). None when no server ran both."""
+    servers = both_models_servers(steps)
+    if not servers:
+        return None
+    title = "Closed vs open at equal throughput"
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    for server in servers:
+        mine = steps[steps["server"] == server]
+        color = color_of(server)
+        closed = _throughput_points(of_model(mine, "closed"), "p95_ms", "closed")
+        opened = _throughput_points(of_model(mine, "open"), "intended_p95_ms", "open")
+        _plot_throughput(ax, closed, color, "-", marker="o", label=f"{server} closed: p95")
+        _plot_throughput(
+            ax, opened, color, "--", marker="s", label=f"{server} open: p95 from intended start"
+        )
+    ax.set(title=title, xlabel="achieved requests per second", ylabel="p95 ms (log scale)")
+    ax.set_yscale("log")
+    ax.legend(fontsize=7, handlelength=3)
+    alt = (
+        "p95 latency in ms (log scale) against the requests/sec achieved, per server that ran "
+        "both load models: the closed model's p95 (solid, circles) and the open model's p95 "
+        "from each request's intended start (dashed, squares); an x marks an invalid step"
+    )
+    return Figure("closed_vs_open", title, alt, to_svg(fig))
 
 
 def component_figure(resources: pd.DataFrame, column: str, title: str, ylabel: str) -> Figure:

@@ -81,8 +81,10 @@ def render_multirun(
     verdict_md: str = "",
     verdict_table: Table | None = None,
 ) -> list[Path]:
-    """compare.html and compare.md; the verdicts of `gatewaybench compare` lead both."""
-    runs = [load_run(p) for p in run_dirs]
+    """compare.html and compare.md; the verdicts of `gatewaybench compare` lead both. The
+    closed model's steps only (users): open-model steps, by arrivals/s, are in each run's own
+    report."""
+    runs = [load_run(p).of_model("closed") for p in run_dirs]
     context: dict[str, Any] = {
         "runs": runs,
         "verdict_md": verdict_md,

@@ -355,11 +355,15 @@ OPEN_CTX = StepContext(
 )  # fmt: skip
 
 
-def _open_record(tmp_path: Path, *, lag_ms: float, dropped_per_s: int) -> None:
+def _open_record(
+    tmp_path: Path, *, lag_ms: float, dropped_per_s: int, service_ms: float = 40
+) -> None:
     """An open-model step: 20 arrivals/s meant for each second, `dropped_per_s` of them
     dropped; each request served in 40 ms, 40 ms + the lag from its intended start."""
     start, end = window_bounds(T0, 2, 10)
-    seconds = {s: {"GET /polls/": _bucket(20 - dropped_per_s, 40)} for s in range(start, end)}
+    seconds = {
+        s: {"GET /polls/": _bucket(20 - dropped_per_s, service_ms)} for s in range(start, end)
+    }
     _write(
         tmp_path,
         seconds=seconds,
@@ -370,7 +374,7 @@ def _open_record(tmp_path: Path, *, lag_ms: float, dropped_per_s: int) -> None:
     (path,) = tmp_path.glob("record-*.json")
     data = json.loads(path.read_text())
     data["intended"] = {
-        str(s): {"GET /polls/": _bucket(20 - dropped_per_s, 40 + lag_ms)} for s in seconds
+        str(s): {"GET /polls/": _bucket(20 - dropped_per_s, service_ms + lag_ms)} for s in seconds
     }
     data["arrivals"] = {str(s): {"arrivals": 20, "dropped": dropped_per_s} for s in seconds}
     data["lag"] = {str(s): {"count": 20, "hist": {str(bucket_us(lag_ms)): 20}} for s in seconds}
@@ -396,4 +400,13 @@ def test_an_open_step_whose_generator_ran_late_is_invalid(tmp_path: Path) -> Non
     row = analyse_step(read_step_records(tmp_path), OPEN_CTX)
     assert not row.valid
     assert "load generator late: dispatch lag p99 25.0 ms > 10 ms" in row.invalid_reason
+
+
+def test_a_small_lag_against_long_latencies_leaves_the_step_valid(tmp_path: Path) -> None:
+    # p95 from the intended start 40 + 25 ms: 25 ms is above 5 % of it (3 ms): invalid above;
+    # against a 1 s latency the same 25 ms lag is within 5 % (50 ms): valid.
+    _open_record(tmp_path, lag_ms=25, dropped_per_s=0, service_ms=975)
+    row = analyse_step(read_step_records(tmp_path), OPEN_CTX)
+    assert row.intended_p95_ms == pytest.approx(1000, rel=1e-3)
+    assert row.valid, row.invalid_reason
     assert row.intended_p50_ms - row.p50_ms == pytest.approx(25, rel=1e-2)
