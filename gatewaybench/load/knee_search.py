@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
+from gatewaybench.analysis.capacity import not_held
 from gatewaybench.analysis.step import StepRow
 from gatewaybench.spec import LoadSettings, Thresholds
 
@@ -43,21 +44,12 @@ def probe_load(load: LoadSettings) -> LoadSettings:
 
 
 def judge(row: StepRow, limits: Thresholds) -> Probe:
-    """Held or not, by capacity's test: for the open model, drops count like failures and the
-    p95 judged is the one from the intended start (analysis.capacity.held_open)."""
+    """Held or not, by capacity's rule (analysis.capacity.not_held): for the open model, drops
+    count like failures and the p95 judged is the one from the intended start."""
+    reason = not_held(row.to_json(), limits.fail_pct, limits.slo_ms)
     p95 = row.intended_p95_ms if row.open else row.p95_ms
-    if row.status != "ok" or not row.valid:
-        held, reason = False, row.invalid_reason or row.status
-    elif row.fail_pct > limits.fail_pct:
-        held, reason = False, f"{row.fail_pct:.1f}% failed"
-    elif row.open and row.drop_pct > limits.fail_pct:
-        held, reason = False, f"{row.drop_pct:.1f}% of arrivals dropped"
-    elif p95 > limits.slo_ms:
-        held, reason = False, f"p95 {p95:.0f} ms > {limits.slo_ms:.0f} ms"
-    else:
-        held, reason = True, "held"
     level = round(row.rate) if row.open else row.users
-    return Probe(level, row.rps, p95, row.fail_pct, held, reason)
+    return Probe(level, row.rps, p95, row.fail_pct, not reason, reason or "held")
 
 
 def next_level(probes: list[Probe], start: int = PROBE_START) -> int | None:

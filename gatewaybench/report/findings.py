@@ -3,13 +3,10 @@ open-model steps, how many arrivals/s), and the caveats."""
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
-from typing import Any
-
 import pandas as pd
 
 from gatewaybench.analysis import crossover
-from gatewaybench.analysis.capacity import Capacity
+from gatewaybench.analysis.capacity import Capacity, not_held
 from gatewaybench.analysis.summary import (
     LEVELS,
     caveats,
@@ -20,38 +17,20 @@ from gatewaybench.analysis.summary import (
 from gatewaybench.report.data import RunData
 
 HELD_ALL = "every step was held"
-# What each model's capacity is held to, beside the failure limit; and what lies beyond.
-LATENCY = {"closed": ("p95_ms", "p95"), "open": ("intended_p95_ms", "p95 from the intended start")}
+# What lies beyond the last step, when every step was held.
 BEYOND = {
     "closed": "that is the largest step tested, so its limit lies beyond",
     "open": "that is the highest rate tested, so its limit lies beyond",
 }
 
 
-def _why_not_held(row: Mapping[Hashable, Any], model: str, fail_pct: float, slo_ms: float) -> str:
-    """Why a step was not held ("" when it was), by the capacity's rule for its model."""
-    at = f"at {level_text(row)}"
-    column, latency = LATENCY[model]
-    if row["status"] != "ok":
-        return f"{at} the step did not finish"
-    if not row["valid"]:
-        return f"{at} the step was invalid ({row['invalid_reason']})"
-    if float(row["fail_pct"]) >= fail_pct:
-        return f"{at} {float(row['fail_pct']):.1f} % of requests failed"
-    if model == "open" and float(row["drop_pct"]) >= fail_pct:
-        return f"{at} {float(row['drop_pct']):.1f} % of arrivals were dropped"
-    if float(row[column]) > slo_ms:
-        return f"{at} {latency} was {float(row[column]):.0f} ms"
-    return ""
-
-
 def _first_failing_step(
     steps: pd.DataFrame, fail_pct: float, slo_ms: float, model: str = "closed"
 ) -> str:
     for row in steps.sort_values(LEVELS[model][0]).to_dict("records"):
-        why = _why_not_held(row, model, fail_pct, slo_ms)
+        why = not_held(row, fail_pct, slo_ms)
         if why:
-            return why
+            return f"at {level_text(row)} {why}"
     return HELD_ALL
 
 

@@ -70,9 +70,9 @@ def test_judge_uses_the_capacity_test() -> None:
     limits = Thresholds(slo_ms=100, fail_pct=1)
     row = StepRow("g", "wsgi", 10, valid=True, p95_ms=50, fail_pct=0.5)
     assert knee_search.judge(row, limits).held
-    slow = StepRow("g", "wsgi", 10, valid=True, p95_ms=150)
+    slow = StepRow("g", "wsgi", 10, valid=True, p95_ms=150, fail_pct=0)
     assert "p95" in knee_search.judge(slow, limits).reason
     failed = knee_search.judge(StepRow("g", "wsgi", 10, valid=True, fail_pct=3), limits)
-    assert not failed.held and "3.0% failed" in failed.reason
+    assert not failed.held and "3.0 % of requests failed" in failed.reason
     invalid = StepRow("g", "wsgi", 10, valid=False, invalid_reason="load generator saturated")
-    assert knee_search.judge(invalid, limits).reason == "load generator saturated"
+    assert "load generator saturated" in knee_search.judge(invalid, limits).reason
