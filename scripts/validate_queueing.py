@@ -21,11 +21,13 @@ request each (`--model open --arrival request`) make it an M/G/1 queue. This scr
 Exit 0 when every measured mean is within --tolerance-pct (10) of the prediction, 1 when one
 is not or a step was invalid (a generator running late, say), 2 on bad arguments.
 Each rho runs in its own run directory, with its own window (--windows): the mean of a queue's
-response times converges slowly, the slower the busier the server (at rho = 0.7 a 60 s window
-leaves about +-10 %).
+response times converges slowly, the slower the busier the server. Simulated with this service
+time (25 ms, CV 0.15), 40 seeds each: the mean's error has a 95th percentile of 5 % at rho 0.3
+in 60 s, 4 % at 0.5 in 120 s, 7 % at 0.7 in 240 s (8 % in 120; the default is 300): the 10 %
+limit is left to real disagreement, not to sampling.
 
     .venv/bin/python scripts/validate_queueing.py [--upstream-ms 20] [--rhos 0.3,0.5,0.7]
-        [--windows 60,120,240] [--closed-window 60] [--reports-dir reports/queueing]
+        [--windows 60,120,300] [--closed-window 60] [--reports-dir reports/queueing]
 """
 
 from __future__ import annotations
@@ -174,7 +176,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--upstream-ms", type=int, default=20)
     parser.add_argument("--path", default="/polls/", help="the page each arrival gets")
     parser.add_argument("--rhos", default="0.3,0.5,0.7")
-    parser.add_argument("--windows", default="60,120,240", help="seconds, one per rho")
+    parser.add_argument("--windows", default="60,120,300", help="seconds, one per rho")
     parser.add_argument("--service-window", type=int, default=40)
     parser.add_argument("--closed-window", type=int, default=60, help="0: no closed run")
     parser.add_argument("--tolerance-pct", type=float, default=10.0)
