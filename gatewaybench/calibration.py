@@ -6,6 +6,7 @@ from __future__ import annotations
 from contextlib import ExitStack
 from dataclasses import asdict, replace
 
+from gatewaybench.analysis.step import level_tag
 from gatewaybench.backend import Database
 from gatewaybench.cells import start_cell_stack
 from gatewaybench.context import Context, RunDatabase
@@ -94,7 +95,7 @@ def probe_cell(
         cell_stack = start_cell_stack(ctx, stack, cell, db, label)
         while (level := knee_search.next_level(probes, start)) is not None:
             arrivals = _open_step(ctx, level) if open_model else None
-            tag = f"a{level}" if open_model else f"u{level}"
+            tag = level_tag(level, float(level)) if open_model else level_tag(level)
             result = measure.measure_step(
                 probe_spec,
                 cell_stack,

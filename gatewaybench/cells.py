@@ -12,7 +12,7 @@ from contextlib import ExitStack
 from dataclasses import replace
 from typing import Any
 
-from gatewaybench.analysis.step import StepRow
+from gatewaybench.analysis.step import StepRow, level_tag, level_text
 from gatewaybench.analysis.waits import Wait
 from gatewaybench.backend import Database
 from gatewaybench.context import Context
@@ -224,8 +224,8 @@ def _one_step(
 ) -> StepRow:
     """Measure and record one step (`users`, or the open model's `arrivals`); a component that
     died during it fails the cell, after the step's row is recorded."""
-    tag = f"u{users}" if arrivals is None else f"a{arrivals.rate:g}"
-    level = f"{users} users" if arrivals is None else f"{arrivals.rate:g} arrivals/s"
+    rate = None if arrivals is None else arrivals.rate
+    tag, level = level_tag(users, rate), level_text(users, rate)
     ctx.progress.step_started(level)
     result = measure.measure_step(
         ctx.spec,

@@ -132,13 +132,22 @@ class StepRow:
 
     @property
     def level_text(self) -> str:
-        """Where the step sits on its model's load axis, for people."""
-        return f"{self.rate:g} arrivals/s" if self.open else f"{self.users} users"
+        return level_text(self.users, self.rate if self.open else None)
 
     @property
     def level_tag(self) -> str:
-        """The same, in file names: u100 (users), a12.5 (arrivals/s)."""
-        return f"a{self.rate:g}" if self.open else f"u{self.users}"
+        return level_tag(self.users, self.rate if self.open else None)
+
+
+def level_text(users: int, rate: float | None = None) -> str:
+    """Where a step sits on its model's load axis, for people: "300 users" (closed) or, given
+    the open model's rate, "20 arrivals/s"."""
+    return f"{users} users" if rate is None else f"{rate:g} arrivals/s"
+
+
+def level_tag(users: int, rate: float | None = None) -> str:
+    """The same in file and directory names: u300, a20."""
+    return f"u{users}" if rate is None else f"a{rate:g}"
 
 
 def invalidate(row: StepRow, reason: str) -> None:

@@ -15,6 +15,7 @@ import pandas as pd
 
 from gatewaybench.analysis.capacity import Estimate, capacity_text, estimate, open_capacity_text
 from gatewaybench.analysis.step import STEP_COLUMNS
+from gatewaybench.analysis.step import level_text as step_level_text
 from gatewaybench.results.rundir import STEPS_CSV
 from gatewaybench.results.schema import read_manifest
 
@@ -51,9 +52,9 @@ def of_model(df: pd.DataFrame, model: str) -> pd.DataFrame:
 
 
 def level_text(rec: Mapping[Hashable, Any]) -> str:
-    """A step's level for people: "300 users", "20 arrivals/s"."""
-    column, unit = LEVELS[str(rec.get("model", "closed"))]
-    return f"{float(rec[column]):g} {unit}"
+    """A steps.csv row's level for people: "300 users", "20 arrivals/s"."""
+    rate = float(rec["rate"]) if rec.get("model") == "open" else None
+    return step_level_text(int(rec["users"]), rate)
 
 
 @dataclass(frozen=True)

@@ -94,9 +94,9 @@ def run_gate(
             base = sides.enter_context(resolved_side(BASE, opts.base, opts.flags, log, environ))
             cand = sides.enter_context(resolved_side(CAND, opts.cand, opts.flags, log, environ))
             spec = _trial_spec(base.spec, opts.flags)
-            resolved = preflight.check(spec)
             if opts.design == Design.DUET:
                 duet.duet_cores(opts.pinning)  # pinned: two cores, or one line now
+            resolved = preflight.check(spec)
             gate_dir = create_run_dir(spec.reports_dir.absolute(), "gate")
         except Interrupted as exc:
             return exc.exit_code

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from gatewaybench.analysis.step import level_text
 from gatewaybench.signals import checkpoint
 from gatewaybench.spec import LoadSettings
 from gatewaybench.stack import process
@@ -67,9 +68,7 @@ class StepPlan:
 
     @property
     def name(self) -> str:
-        if self.open_step is None:
-            return f"{self.users} users"
-        return f"{self.open_step.rate:g} arrivals/s"
+        return level_text(self.users, None if self.open_step is None else self.open_step.rate)
 
 
 def run_time_cap_s(load: LoadSettings) -> int:
