@@ -199,13 +199,18 @@ def parse_steps(text: str) -> tuple[int, ...]:
             steps = tuple(int(p) for p in text.split(","))
     except ValueError:
         raise UsageError(f"step list {text!r} is malformed", fix) from None
-    if not steps:
-        raise UsageError(f"step list {text!r} is empty", fix)
-    if any(u <= 0 for u in steps):
-        raise UsageError(f"step list {text!r}: user counts must be positive", fix)
-    if any(b <= a for a, b in pairwise(steps)):
-        raise UsageError(f"step list {text!r} must be strictly increasing", fix)
+    _check_levels(steps, f"step list {text!r}", "user counts", fix)
     return steps
+
+
+def _check_levels(levels: tuple[float, ...], what: str, counts: str, fix: str) -> None:
+    """A list of steps, whatever they count: not empty, positive, strictly increasing."""
+    if not levels:
+        raise UsageError(f"{what} is empty", fix)
+    if any(not (v > 0 and math.isfinite(v)) for v in levels):
+        raise UsageError(f"{what}: {counts} must be positive", fix)
+    if any(b <= a for a, b in pairwise(levels)):
+        raise UsageError(f"{what} must be strictly increasing", fix)
 
 
 def parse_rates(text: str) -> tuple[float, ...]:
@@ -226,12 +231,7 @@ def parse_rates(text: str) -> tuple[float, ...]:
             rates = tuple(float(p) for p in text.split(","))
     except ValueError:
         raise UsageError(f"rate list {text!r} is malformed", fix) from None
-    if not rates:
-        raise UsageError(f"rate list {text!r} is empty", fix)
-    if any(not (r > 0 and math.isfinite(r)) for r in rates):
-        raise UsageError(f"rate list {text!r}: arrival rates must be positive", fix)
-    if any(b <= a for a, b in pairwise(rates)):
-        raise UsageError(f"rate list {text!r} must be strictly increasing", fix)
+    _check_levels(rates, f"rate list {text!r}", "arrival rates", fix)
     return rates
 
 

@@ -69,13 +69,21 @@ def held(row: Mapping[Any, Any], fail_pct_max: float, slo_ms: float) -> bool:
     return not not_held(row, fail_pct_max, slo_ms)
 
 
-def capacity_of(steps: pd.DataFrame, fail_pct_max: float, slo_ms: float) -> int:
-    """Largest step such that it and every smaller step were held (0: not even the first)."""
-    capacity = 0
-    for row in steps.sort_values("users").to_dict("records"):
+# Each load model's axis: the steps.csv column a step's level is in, and what it counts.
+LEVELS = {"closed": ("users", "users"), "open": ("rate", "arrivals/s")}
+
+
+def capacity_of(
+    steps: pd.DataFrame, fail_pct_max: float, slo_ms: float, model: str = "closed"
+) -> float:
+    """Largest level (users, or the open model's arrivals/s) such that it and every lower
+    level were held (0: not even the first)."""
+    column = LEVELS[model][0]
+    capacity = 0.0
+    for row in steps.sort_values(column).to_dict("records"):
         if not held(row, fail_pct_max, slo_ms):
             break
-        capacity = int(row["users"])
+        capacity = float(row[column])
     return capacity
 
 
@@ -92,66 +100,39 @@ class Capacity:
     plateau: Estimate
 
 
-def capacities(df: pd.DataFrame, fail_pct_max: float, slo_ms: float) -> list[Capacity]:
+def capacities(
+    df: pd.DataFrame, fail_pct_max: float, slo_ms: float, model: str = "closed"
+) -> list[Capacity]:
+    """Per server of one model's steps: its capacity over the repeats, and its plateau."""
     out = []
     for server in dict.fromkeys(df["server"]):
         per_repeat = [g for _, g in df[df["server"] == server].groupby("repeat")]
-        caps = [float(capacity_of(g, fail_pct_max, slo_ms)) for g in per_repeat]
+        caps = [capacity_of(g, fail_pct_max, slo_ms, model) for g in per_repeat]
         plateaus = [p for p in (plateau_rps(g) for g in per_repeat) if not math.isnan(p)]
         out.append(Capacity(str(server), estimate(caps), estimate(plateaus)))
     return out
 
 
-def capacity_text(df: pd.DataFrame, fail_pct_max: float, slo_ms: float) -> str:
+# The terminal's capacity heading per model, its limits filled in by capacity_text.
+CAPACITY_HEADINGS = {
+    "closed": "Capacity (largest step held: valid, failures < {fail:g} %, p95 <= {slo:g} ms; "
+    "plateau: successful req/s on valid steps)",
+    "open": "Open-model capacity (highest arrival rate held: valid, failures and drops each "
+    "< {fail:g} %, p95 from the intended start <= {slo:g} ms)",
+}
+
+
+def capacity_text(
+    df: pd.DataFrame, fail_pct_max: float, slo_ms: float, model: str = "closed"
+) -> str:
     if df.empty:
         return ""
-    lines = [
-        f"Capacity (largest step held: valid, failures < {fail_pct_max:g} %, "
-        f"p95 <= {slo_ms:g} ms; plateau: successful req/s on valid steps)"
-    ]
+    lines = [CAPACITY_HEADINGS[model].format(fail=fail_pct_max, slo=slo_ms)]
     width = max(len(s) for s in df["server"].astype(str))
-    for c in capacities(df, fail_pct_max, slo_ms):
-        cap = "below the first step" if c.capacity.mean == 0 else f"{c.capacity.text()} users"
-        lines.append(
-            f"{c.server:<{width}}  {cap}; plateau {c.plateau.text('.1f')} successful req/s"
-        )
-    return "\n".join(lines)
-
-
-def open_capacity_of(steps: pd.DataFrame, fail_pct_max: float, slo_ms: float) -> float:
-    """Highest rate such that it and every lower rate were held (0: not even the first)."""
-    capacity = 0.0
-    for row in steps.sort_values("rate").to_dict("records"):
-        if not held(row, fail_pct_max, slo_ms):
-            break
-        capacity = float(row["rate"])
-    return capacity
-
-
-def open_capacities(df: pd.DataFrame, fail_pct_max: float, slo_ms: float) -> list[Capacity]:
-    """Per server of the open model's steps: arrivals/s held (repeats as an estimate) and the
-    plateau of successful requests/s on valid steps."""
-    out = []
-    for server in dict.fromkeys(df["server"]):
-        per_repeat = [g for _, g in df[df["server"] == server].groupby("repeat")]
-        caps = [open_capacity_of(g, fail_pct_max, slo_ms) for g in per_repeat]
-        plateaus = [p for p in map(plateau_rps, per_repeat) if not math.isnan(p)]
-        out.append(Capacity(str(server), estimate(caps), estimate(plateaus)))
-    return out
-
-
-def open_capacity_text(df: pd.DataFrame, fail_pct_max: float, slo_ms: float) -> str:
-    """The open model's capacity per server, for the terminal."""
-    if df.empty:
-        return ""
-    lines = [
-        f"Open-model capacity (highest arrival rate held: valid, failures and drops each "
-        f"< {fail_pct_max:g} %, p95 from the intended start <= {slo_ms:g} ms)"
-    ]
-    width = max(len(s) for s in df["server"].astype(str))
-    for c in open_capacities(df, fail_pct_max, slo_ms):
-        held = c.capacity.text(".3g") + " arrivals/s"
-        cap = "below the first rate" if c.capacity.mean == 0 else held
+    unit, fmt = LEVELS[model][1], ".0f" if model == "closed" else ".3g"
+    first = "below the first step" if model == "closed" else "below the first rate"
+    for c in capacities(df, fail_pct_max, slo_ms, model):
+        cap = first if c.capacity.mean == 0 else f"{c.capacity.text(fmt)} {unit}"
         plateau = c.plateau.text(".1f")
         lines.append(f"{c.server:<{width}}  {cap}; plateau {plateau} successful req/s")
     return "\n".join(lines)

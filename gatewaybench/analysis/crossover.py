@@ -130,7 +130,7 @@ def point_of(steps: pd.DataFrame, fail_pct_max: float, slo_ms: float) -> Point:
     )
 
 
-def _stopper(steps: pd.DataFrame, capacity: int) -> dict[Any, Any] | None:
+def _stopper(steps: pd.DataFrame, capacity: float) -> dict[Any, Any] | None:
     """The step right above the capacity: the one capacity_of stopped at (None: none above)."""
     above = steps[steps["users"] > capacity].sort_values("users")
     return None if above.empty else above.iloc[0].to_dict()

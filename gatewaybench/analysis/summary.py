@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from gatewaybench.analysis.capacity import Estimate, capacity_text, estimate, open_capacity_text
+from gatewaybench.analysis.capacity import LEVELS, Estimate, capacity_text, estimate
 from gatewaybench.analysis.step import STEP_COLUMNS
 from gatewaybench.analysis.step import level_text as step_level_text
 from gatewaybench.results.rundir import STEPS_CSV
@@ -37,10 +37,6 @@ def read_steps(run_dir: Path) -> pd.DataFrame:
     # Runs from before the open model: all closed.
     df["model"] = df["model"].astype(object).where(df["model"].notna(), "closed")
     return df
-
-
-# Each load model's axis: the steps.csv column a step's level is in, and what it counts.
-LEVELS = {"closed": ("users", "users"), "open": ("rate", "arrivals/s")}
 
 
 def of_model(df: pd.DataFrame, model: str) -> pd.DataFrame:
@@ -270,7 +266,7 @@ def run_summary(run_dir: Path) -> str:
         header,
         seed_tables_text(df),
         capacity_text(of_model(df, "closed"), limits["fail_pct"], limits["slo_ms"]),
-        open_capacity_text(of_model(df, "open"), limits["fail_pct"], limits["slo_ms"]),
+        capacity_text(of_model(df, "open"), limits["fail_pct"], limits["slo_ms"], "open"),
     ]
     notes = caveats(df) + configuration_caveats(manifest)
     if notes:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from gatewaybench.analysis.capacity import Capacity, capacities, open_capacities
+from gatewaybench.analysis.capacity import Capacity, capacities
 from gatewaybench.analysis.summary import of_model, read_steps
 from gatewaybench.errors import UsageError
 from gatewaybench.results.rundir import FAILURES_CSV, RESOURCES_CSV, STEPS_CSV
@@ -64,7 +64,7 @@ class RunData:
     def open_capacities(self) -> list[Capacity]:
         """The open model's: arrivals/s held (repeats as an estimate), and its plateau."""
         t = self.thresholds
-        return open_capacities(of_model(self.steps, "open"), t["fail_pct"], t["slo_ms"])
+        return capacities(of_model(self.steps, "open"), t["fail_pct"], t["slo_ms"], "open")
 
 
 def rows_of_model(df: pd.DataFrame, model: str) -> pd.DataFrame:

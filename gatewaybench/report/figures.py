@@ -19,8 +19,9 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure as MplFigure
 from matplotlib.lines import Line2D
 
+from gatewaybench.analysis.capacity import LEVELS
 from gatewaybench.analysis.crossover import Crossover, Point
-from gatewaybench.analysis.summary import LEVELS, of_model, pivot
+from gatewaybench.analysis.summary import of_model, pivot
 from gatewaybench.servers import REGISTRY
 
 matplotlib.rcParams.update(

@@ -6,9 +6,8 @@ from __future__ import annotations
 import pandas as pd
 
 from gatewaybench.analysis import crossover
-from gatewaybench.analysis.capacity import Capacity, not_held
+from gatewaybench.analysis.capacity import LEVELS, Capacity, not_held
 from gatewaybench.analysis.summary import (
-    LEVELS,
     caveats,
     configuration_caveats,
     level_text,
