@@ -14,8 +14,9 @@ QUICK_ARGS_io := --upstream-ms 0,100 --users 20,60 --ramp 1 --warmup 2 --window 
 GATE_BASE ?= origin/main
 GATE_CAND ?= .
 GATE_ARGS ?=
+VALIDATE_ARGS ?=
 
-.PHONY: help install sysdeps sysdeps-test engine bench bench-quick bench-ci test test-unit lint doctor clean bench-docker compose-render compose-env
+.PHONY: help install sysdeps sysdeps-test engine bench bench-quick bench-ci validate-queueing test test-unit lint doctor clean bench-docker compose-render compose-env
 
 help:
 	@echo "make bench        the seed experiment: 4 servers x 100..700 users (about 20 min on 2 cores)"
@@ -24,6 +25,7 @@ help:
 	@echo "PRESET=io         when ASGI pays off: 5 cells x upstream waits 0-300 ms (about 23 min; quick 3.5)"
 	@echo "make test         lint, type checks and the whole test suite (real processes)"
 	@echo "make bench-ci     the regression gate: this tree vs GATE_BASE (default origin/main)"
+	@echo "make validate-queueing  the open model against M/G/1 theory, one sync worker (about 15 min)"
 	@echo "make doctor       check this machine can run a bench"
 	@echo "make engine       a container engine for --backend compose (as root: Podman from apt)"
 	@echo "BENCH_ARGS='--servers gunicorn,uvicorn --users 50:300:50' make bench  for anything else"
@@ -57,6 +59,10 @@ bench-quick: install sysdeps
 # Writes $GITHUB_STEP_SUMMARY when set; exit 0 pass, 1 regression, 3 inconclusive.
 bench-ci: install sysdeps
 	$(PY) -m gatewaybench gate --base $(GATE_BASE) --cand $(GATE_CAND) $(GATE_ARGS)
+
+# The open model against queueing theory (docs/open-model.md): exit 0 when every mean is within 10 %.
+validate-queueing: install sysdeps
+	$(PY) scripts/validate_queueing.py $(VALIDATE_ARGS)
 
 doctor: install sysdeps
 	$(PY) -m gatewaybench doctor
