@@ -33,7 +33,7 @@ from gatewaybench.compose.images import ImageSet, prepare_images
 from gatewaybench.compose.model import Project, Service
 from gatewaybench.compose.monitor import ContainerMonitor, top_args
 from gatewaybench.compose.render import REPO_ROOT
-from gatewaybench.errors import StackError, UsageError
+from gatewaybench.errors import StackError
 from gatewaybench.load import locust_runner
 from gatewaybench.load.measure import CellStack, StepLogs
 from gatewaybench.matrix import Cell
@@ -199,11 +199,6 @@ class ComposeBackend:
     def create(cls, spec: RunSpec, environ: Mapping[str, str]) -> ComposeBackend:
         """Usage errors before anything exists: an app the compose file cannot serve, no engine
         and no way to get one (`environ`: the CLI's, for DOCKER_HOST)."""
-        if spec.load.models != ("closed",):
-            raise UsageError(
-                "the open model runs on the local backend only",
-                "leave out --backend compose, or use --model closed",
-            )
         project = svc.build_project(spec)
         engine_expected(environ)
         return cls(spec, project, run_values())

@@ -119,6 +119,11 @@ def build_project(spec: RunSpec) -> Project:
             "the compose backend serves the bundled sample app only",
             "drop --app-dir, or use the local backend for your own app",
         )
+    if spec.load.models != ("closed",):
+        raise UsageError(
+            "the open model runs on the local backend only",
+            "leave out --backend compose, or use --model closed",
+        )
     apps = tuple(app_service(spec, cell) for cell in spec.cells)
     services = (
         postgres_service(spec),

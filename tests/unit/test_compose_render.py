@@ -320,3 +320,21 @@ def test_the_writer_survives_a_yaml_1_1_reader() -> None:
     for bad in ({"a b": "x"}, {"k": [{"nested": "mapping"}]}):
         with pytest.raises(yamlsubset.YamlSubsetError):
             yamlsubset.dump(bad)
+
+
+@pytest.mark.parametrize("command", [["compose", "render"], ["run", "--backend", "compose"]])
+def test_the_open_model_is_refused_by_the_compose_backend(
+    command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gatewaybench import cli as main_cli
+
+    argv = [*command, "--model", "open", "--rate", "5"]
+    if command[0] == "run":
+        argv += ["--reports-dir", str(tmp_path / "reports")]
+    assert main_cli.main(argv, environ={}) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "gatewaybench: the open model runs on the local backend only; leave out --backend "
+        "compose, or use --model closed"
+    )
+    assert not (tmp_path / "reports").exists()
