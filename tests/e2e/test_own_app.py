@@ -47,7 +47,7 @@ def test_own_django_project_is_benchmarked_like_the_sample(own: Bench) -> None:
         # nginx saw the same requests. (Its p50 may differ by the generator's own delay on a
         # busy machine: a few milliseconds over a dozen requests is timing, not a defect.)
         assert "nginx saw" not in row["xcheck"], row["xcheck"]
-        assert abs(int(row["nginx_requests"]) - int(row["requests"])) <= 1, row
+        assert abs(int(row["nginx_requests"]) - int(row["requests"])) <= 2, row  # one per edge
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["spec"]["app"]["app_dir"] == str(APP)
     assert manifest["resolved"]["locustfile"] == str(APP / "locustfile.py")

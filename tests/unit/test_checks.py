@@ -40,6 +40,14 @@ def test_cross_check_agrees_within_tolerance() -> None:
     assert check.nginx_requests == 500 and check.nginx_p50_ms == 20
 
 
+def test_cross_check_allows_a_request_at_each_window_edge() -> None:
+    entries = parse_access(_access(10, 20))
+    assert cross_check(entries, T0, T0 + 10, requests=11, p50_ms=20).agrees
+    assert cross_check(entries, T0, T0 + 10, requests=12, p50_ms=20).agrees
+    check = cross_check(entries, T0, T0 + 10, requests=13, p50_ms=20)
+    assert not check.agrees and "10 requests vs 13" in check.note
+
+
 def test_cross_check_flags_count_and_latency_disagreement() -> None:
     entries = parse_access(_access(500, 20))
     check = cross_check(entries, T0, T0 + 10, requests=600, p50_ms=40)
