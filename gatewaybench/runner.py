@@ -158,24 +158,34 @@ def matrix_warnings(spec: RunSpec) -> list[str]:
     return [w for c in variants for w in warnings_for(c, effective(c, spec.budget), limit)]
 
 
+def _calibrate(ctx: Context, db: RunDatabase) -> None:
+    """--users auto and --rate auto, each for its own model, before any cell's steps; then the
+    progress display learns the steps."""
+    load = ctx.spec.load
+    wanted = (
+        (not load.users and "closed" in load.models, "calibrating", "calibrate", calibrate_steps),
+        (not load.rates and "open" in load.models, "calibrating the open model", "calibrate open",
+         calibrate_rates),
+    )  # fmt: skip
+    ran = False
+    for needed, shown, phase, calibrate in wanted:
+        if needed:
+            ctx.progress.phase(shown)
+            with ctx.rec.phase(phase):
+                calibrate(ctx, db)
+            ran = True
+    if ran:
+        for label in ctx.steps:
+            ctx.progress.set_steps(label, _step_count(ctx, label) or 0)
+
+
 def _run_matrix(ctx: Context) -> list[str]:
     spec = ctx.spec
     with ctx.backend.session(ctx):
         db = RunDatabase(ctx)
         try:
             db.start()
-            if not spec.load.users and "closed" in spec.load.models:
-                ctx.progress.phase("calibrating")
-                with ctx.rec.phase("calibrate"):
-                    calibrate_steps(ctx, db)
-                for label in ctx.steps:
-                    ctx.progress.set_steps(label, _step_count(ctx, label) or 0)
-            if not spec.load.rates and "open" in spec.load.models:
-                ctx.progress.phase("calibrating the open model")
-                with ctx.rec.phase("calibrate open"):
-                    calibrate_rates(ctx, db)
-                for label in ctx.rates:
-                    ctx.progress.set_steps(label, _step_count(ctx, label) or 0)
+            _calibrate(ctx, db)
             failed: list[str] = []
             # Repeats interleave cells (A B C, A B C) so slow drift hits every cell alike.
             for repeat in range(1, spec.repeat + 1):
